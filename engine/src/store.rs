@@ -1,0 +1,407 @@
+//! Storage in sled. The event log is the truth, each record chained to the one before by
+//! its hash; a snapshot of the state is kept beside it. One tree, keys by prefix:
+//!
+//! - `e` + seq (8 bytes, big-endian) -> an encoded [`EventRecord`]
+//! - `s` -> the snapshot: the primary state data as of some event (postcard)
+//! - `c` -> the store's configuration: clock mode and, for a manual clock, its time
+//!
+//! A command is applied in memory, then its records are written in one atomic batch and
+//! flushed before success is reported. If a write fails after the state moved, the store
+//! is poisoned: every later call fails until it is reopened from disk.
+
+use std::path::{Path, PathBuf};
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::command::{Core, RegisterInput, Request};
+use crate::error::{EngineError, Result};
+use crate::event::{Actor, Event, EventRecord};
+use crate::rules::RuleSet;
+use crate::state::{Data, State};
+
+const SNAPSHOT_KEY: &[u8] = b"s";
+const CONFIG_KEY: &[u8] = b"c";
+/// Events after the last snapshot before a new one is written at the end of a command.
+const SNAPSHOT_EVERY_EVENTS: u64 = 20_000;
+/// Records per atomic batch (and flush) during a bulk import.
+pub const IMPORT_GROUP_EVENTS: usize = 5_000;
+/// The most rows one import may carry.
+pub const MAX_IMPORT_ROWS: usize = 2_000_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ClockMode {
+    /// The operating system's clock, read by the interfaces and passed in.
+    System,
+    /// A clock that only `tick` moves: drills, demos, tests.
+    Manual,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Config {
+    pub clock: ClockMode,
+    /// The manual clock's time (unused with the system clock).
+    pub manual_now: Timestamp,
+}
+
+fn event_key(seq: u64) -> [u8; 9] {
+    let mut k = [0u8; 9];
+    k[0] = b'e';
+    k[1..].copy_from_slice(&seq.to_be_bytes());
+    k
+}
+
+pub struct Store {
+    db: sled::Db,
+    path: PathBuf,
+    core: Core,
+    config: Config,
+    snapshot_seq: u64,
+    poisoned: bool,
+}
+
+/// The result of `audit verify`.
+#[derive(Debug, Clone, Serialize)]
+pub struct VerifyReport {
+    pub events: u64,
+    pub chain_ok: bool,
+    pub replay_matches: bool,
+    pub snapshot_matches: bool,
+    pub invariants_ok: bool,
+    pub problems: Vec<String>,
+}
+
+impl VerifyReport {
+    pub fn ok(&self) -> bool {
+        self.chain_ok && self.replay_matches && self.snapshot_matches && self.invariants_ok
+    }
+}
+
+fn open_db(path: &Path) -> Result<sled::Db> {
+    sled::Config::new()
+        .path(path)
+        // Durability comes from explicit flushes; the background flush is a backstop.
+        .flush_every_ms(Some(1_000))
+        .open()
+        .map_err(|e| {
+            let msg = e.to_string();
+            if msg.contains("lock") || msg.contains("WouldBlock") || msg.contains("Resource temporarily unavailable") {
+                EngineError::refused(
+                    "store_locked",
+                    format!(
+                        "the store at {} is in use by another process (is `kezek serve` running?); nothing was changed",
+                        path.display()
+                    ),
+                )
+            } else {
+                EngineError::internal("storage", format!("cannot open the store at {}: {msg}", path.display()))
+            }
+        })
+}
+
+impl Store {
+    /// Is there a store at `path`?
+    pub fn exists(path: &Path) -> bool {
+        path.join("conf").exists() || path.join("db").exists()
+    }
+
+    /// Creates a store with a rule set and a clock. Refuses if one exists there.
+    pub fn init(path: &Path, files: &std::collections::BTreeMap<String, String>, clock: ClockMode, now: Timestamp, actor: Actor) -> Result<Store> {
+        if Self::exists(path) {
+            return Err(EngineError::refused("store_exists", format!("a store already exists at {}", path.display())));
+        }
+        // Check the rules before creating anything on disk.
+        RuleSet::compile(files).map_err(|e| EngineError::invalid("rules_invalid", format!("{e}")))?;
+        std::fs::create_dir_all(path)
+            .map_err(|e| EngineError::internal("storage", format!("cannot create {}: {e}", path.display())))?;
+        let db = open_db(path)?;
+        let config = Config { clock, manual_now: now };
+        let mut store = Store { db, path: path.to_path_buf(), core: Core::default(), config, snapshot_seq: 0, poisoned: false };
+        let req = Request {
+            command: crate::command::Command::ActivateRules { files: files.clone() },
+            actor,
+            reason: Some("initial rules".into()),
+        };
+        let recs = store.core.execute(&req, now)?;
+        let mut batch = sled::Batch::default();
+        batch.insert(CONFIG_KEY, postcard::to_stdvec(&store.config).expect("plain data"));
+        for r in &recs {
+            batch.insert(&event_key(r.seq), r.encode());
+        }
+        store.db.apply_batch(batch)?;
+        store.db.flush()?;
+        Ok(store)
+    }
+
+    /// Opens an existing store: the snapshot, then the events after it.
+    pub fn open(path: &Path) -> Result<Store> {
+        if !Self::exists(path) {
+            return Err(EngineError::not_found(
+                "no_store",
+                format!("no store at {} (create one with `kezek init` or `kezek demo`)", path.display()),
+            ));
+        }
+        let db = open_db(path)?;
+        let config: Config = match db.get(CONFIG_KEY)? {
+            Some(b) => postcard::from_bytes(&b)
+                .map_err(|e| EngineError::internal("corrupt_store", format!("configuration: {e}")))?,
+            None => return Err(EngineError::internal("corrupt_store", "the store has no configuration")),
+        };
+        let data: Data = match db.get(SNAPSHOT_KEY)? {
+            Some(b) => postcard::from_bytes(&b)
+                .map_err(|e| EngineError::internal("corrupt_store", format!("snapshot: {e}")))?,
+            None => Data::default(),
+        };
+        let snapshot_seq = data.last_seq;
+        let mut core = Core::new(State::from_data(data)?);
+        for rec in Self::records_in(&db, snapshot_seq + 1) {
+            core.state.apply(&rec?)?;
+        }
+        Ok(Store { db, path: path.to_path_buf(), core, config, snapshot_seq, poisoned: false })
+    }
+
+    fn records_in(db: &sled::Db, from: u64) -> impl Iterator<Item = Result<EventRecord>> + '_ {
+        db.range(event_key(from)..event_key(u64::MAX)).map(|kv| {
+            let (_, v) = kv?;
+            EventRecord::decode(&v).map_err(|e| EngineError::internal("corrupt_log", format!("undecodable event: {e}")))
+        })
+    }
+
+    /// Every record from `from` on, in order.
+    pub fn records(&self, from: u64) -> impl Iterator<Item = Result<EventRecord>> + '_ {
+        Self::records_in(&self.db, from)
+    }
+
+    pub fn record(&self, seq: u64) -> Result<EventRecord> {
+        let v = self.db.get(event_key(seq))?.ok_or_else(|| EngineError::not_found("unknown_event", format!("no event {seq}")))?;
+        EventRecord::decode(&v).map_err(|e| EngineError::internal("corrupt_log", format!("event {seq}: {e}")))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn core(&self) -> &Core {
+        &self.core
+    }
+
+    pub fn state(&self) -> &State {
+        &self.core.state
+    }
+
+    /// The engine's "now": the manual clock, or the wall instant the caller read (never
+    /// earlier than the last event).
+    pub fn now(&self, wall: Timestamp) -> Timestamp {
+        match self.config.clock {
+            ClockMode::Manual => self.config.manual_now,
+            ClockMode::System => wall.max(self.core.state.data.last_at),
+        }
+    }
+
+    fn check_poison(&self) -> Result<()> {
+        if self.poisoned {
+            return Err(EngineError::internal("poisoned", "a write failed earlier: reopen the store"));
+        }
+        Ok(())
+    }
+
+    /// Writes applied records (and optionally the config) atomically and flushes.
+    fn persist(&mut self, recs: &[EventRecord], config: bool) -> Result<()> {
+        if recs.is_empty() && !config {
+            return Ok(());
+        }
+        let mut batch = sled::Batch::default();
+        for r in recs {
+            batch.insert(&event_key(r.seq), r.encode());
+        }
+        if config {
+            batch.insert(CONFIG_KEY, postcard::to_stdvec(&self.config).expect("plain data"));
+        }
+        let res = self.db.apply_batch(batch).and_then(|_| self.db.flush().map(|_| ()));
+        if let Err(e) = res {
+            self.poisoned = true;
+            return Err(e.into());
+        }
+        if self.core.state.data.last_seq - self.snapshot_seq >= SNAPSHOT_EVERY_EVENTS {
+            self.checkpoint()?;
+        }
+        Ok(())
+    }
+
+    /// Writes a snapshot of the state beside the log.
+    pub fn checkpoint(&mut self) -> Result<()> {
+        self.check_poison()?;
+        let bytes = postcard::to_stdvec(&self.core.state.data).expect("plain data");
+        self.db.insert(SNAPSHOT_KEY, bytes)?;
+        self.db.flush()?;
+        self.snapshot_seq = self.core.state.data.last_seq;
+        Ok(())
+    }
+
+    /// Emits and persists the transitions due by `now`.
+    pub fn advance(&mut self, now: Timestamp) -> Result<Vec<EventRecord>> {
+        self.check_poison()?;
+        let recs = match self.core.advance(now) {
+            Ok(r) => r,
+            Err(e) => {
+                self.poisoned = true;
+                return Err(e);
+            }
+        };
+        self.persist(&recs, false)?;
+        Ok(recs)
+    }
+
+    /// Runs a command at `now`: due transitions first, then the command; durable before
+    /// it returns. A refused command writes nothing (the transitions stay written: time
+    /// passed regardless of the refusal).
+    pub fn execute(&mut self, req: &Request, now: Timestamp) -> Result<Vec<EventRecord>> {
+        self.advance(now)?;
+        let recs = self.core.execute(req, now)?;
+        self.persist(&recs, false)?;
+        Ok(recs)
+    }
+
+    /// Moves the manual clock to `to`, emitting what falls due on the way.
+    pub fn tick_to(&mut self, to: Timestamp) -> Result<Vec<EventRecord>> {
+        self.check_poison()?;
+        if self.config.clock != ClockMode::Manual {
+            return Err(EngineError::refused("system_clock", "this store follows the system clock; only a manual clock can be moved"));
+        }
+        if to < self.config.manual_now {
+            return Err(EngineError::refused(
+                "clock_backwards",
+                format!("the clock is at {}; it cannot go back to {to}", self.config.manual_now),
+            ));
+        }
+        let recs = match self.core.advance(to) {
+            Ok(r) => r,
+            Err(e) => {
+                self.poisoned = true;
+                return Err(e);
+            }
+        };
+        self.config.manual_now = to;
+        self.persist(&recs, true)?;
+        Ok(recs)
+    }
+
+    /// Registers many applications: every row is checked first (a bad row refuses the
+    /// whole import, naming the row), then records are committed in groups of
+    /// [`IMPORT_GROUP_EVENTS`]. `rows` pairs each input with the row number to report.
+    pub fn import_applications(&mut self, rows: &[(usize, RegisterInput)], actor: &Actor, now: Timestamp) -> Result<usize> {
+        self.check_poison()?;
+        if rows.len() > MAX_IMPORT_ROWS {
+            return Err(EngineError::invalid("too_many_rows", format!("at most {MAX_IMPORT_ROWS} rows per import")));
+        }
+        self.advance(now)?;
+        let mut children = std::collections::HashSet::new();
+        let mut max_seq = 0;
+        let mut regs = Vec::with_capacity(rows.len());
+        for (row, input) in rows {
+            let reg = self
+                .core
+                .check_registration(input, now, &mut children, &mut max_seq)
+                .map_err(|e| EngineError { message: format!("row {row}: {}", e.message), ..e })?;
+            regs.push(reg);
+        }
+        for chunk in regs.chunks(IMPORT_GROUP_EVENTS) {
+            let mut recs = Vec::with_capacity(chunk.len());
+            for reg in chunk {
+                let rec = self.core.seal(now, actor, Some("import"), Event::Registered(Box::new(reg.clone())));
+                if let Err(e) = self.core.state.apply(&rec) {
+                    self.poisoned = true;
+                    return Err(e);
+                }
+                recs.push(rec);
+            }
+            self.persist(&recs, false)?;
+        }
+        if self.core.state.data.last_seq > self.snapshot_seq {
+            self.checkpoint()?;
+        }
+        Ok(regs.len())
+    }
+
+    /// Replays the whole log from empty, with `visit` called after each record.
+    pub fn replay(&self, mut visit: impl FnMut(&State, &EventRecord)) -> Result<State> {
+        let mut state = State::default();
+        for rec in self.records(1) {
+            let rec = rec?;
+            state.apply(&rec)?;
+            visit(&state, &rec);
+        }
+        Ok(state)
+    }
+
+    /// `audit verify`: the chain, a replay from empty against the live state, the
+    /// snapshot against a replay up to it, and the invariants.
+    pub fn verify(&self) -> Result<VerifyReport> {
+        let mut report = VerifyReport {
+            events: 0,
+            chain_ok: true,
+            replay_matches: true,
+            snapshot_matches: true,
+            invariants_ok: true,
+            problems: Vec::new(),
+        };
+        let mut prev = [0u8; 32];
+        let mut expect_seq = 1;
+        let mut state = State::default();
+        let mut snapshot_digest = None;
+        for rec in self.records(1) {
+            let rec = match rec {
+                Ok(r) => r,
+                Err(e) => {
+                    report.chain_ok = false;
+                    report.problems.push(e.message);
+                    break;
+                }
+            };
+            report.events += 1;
+            if rec.seq != expect_seq || rec.prev_hash != prev {
+                report.chain_ok = false;
+                report.problems.push(format!("event {} does not follow event {} in the chain", rec.seq, expect_seq - 1));
+                break;
+            }
+            prev = rec.hash();
+            expect_seq += 1;
+            if let Err(e) = state.apply(&rec) {
+                report.replay_matches = false;
+                report.problems.push(format!("replay failed at event {}: {}", rec.seq, e.message));
+                break;
+            }
+            if rec.seq == self.snapshot_seq {
+                snapshot_digest = Some(state.digest());
+            }
+        }
+        if report.replay_matches && state.digest() != self.core.state.digest() {
+            report.replay_matches = false;
+            report.problems.push("the state replayed from the log differs from the live state".into());
+        }
+        if let Some(b) = self.db.get(SNAPSHOT_KEY)? {
+            match postcard::from_bytes::<Data>(&b) {
+                Ok(snap) => {
+                    let snap_digest = EventRecord::hash_bytes(&postcard::to_stdvec(&snap).expect("plain data"));
+                    if snapshot_digest.is_some_and(|d| d != snap_digest) || snapshot_digest.is_none() && snap.last_seq != 0 {
+                        report.snapshot_matches = false;
+                        report.problems.push(format!("the snapshot at event {} differs from the replay", snap.last_seq));
+                    }
+                }
+                Err(e) => {
+                    report.snapshot_matches = false;
+                    report.problems.push(format!("the snapshot does not decode: {e}"));
+                }
+            }
+        }
+        if let Err(e) = self.core.state.check_invariants() {
+            report.invariants_ok = false;
+            report.problems.push(format!("invariant: {e}"));
+        }
+        Ok(report)
+    }
+}
