@@ -9,14 +9,19 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use jiff::{SignedDuration, Timestamp};
 use kezek_engine::demo::{self, Scale};
 use kezek_engine::{
-    import, view, Actor, AppNo, ClockMode, Command, EngineError, ErrorKind, Language, RegisterInput, Request, RuleSet, Store,
+    import, view, Actor, AppNo, ClockMode, Command, EngineError, ErrorKind, Language,
+    RegisterInput, Request, RuleSet, Store,
 };
 use serde_json::json;
 
 use crate::output;
 
 #[derive(Parser, Debug)]
-#[command(name = "kezek", version, about = "Kezek: the preschool enrollment queue of a city")]
+#[command(
+    name = "kezek",
+    version,
+    about = "Kezek: the preschool enrollment queue of a city"
+)]
 pub struct Cli {
     /// The data folder (the store).
     #[arg(long, global = true, env = "KEZEK_DATA", default_value = "kezek-data")]
@@ -225,7 +230,9 @@ pub enum ImportWhat {
 
 #[derive(Subcommand, Debug)]
 pub enum RulesCmd {
-    Check { dir: PathBuf },
+    Check {
+        dir: PathBuf,
+    },
     Activate {
         dir: PathBuf,
         #[arg(long)]
@@ -259,12 +266,20 @@ impl From<EngineError> for Failure {
             ErrorKind::Refused => 3,
             ErrorKind::Internal => 1,
         };
-        Failure { exit, code: e.code.to_string(), message: e.message }
+        Failure {
+            exit,
+            code: e.code.to_string(),
+            message: e.message,
+        }
     }
 }
 
 fn invalid(code: &str, message: impl Into<String>) -> Failure {
-    Failure { exit: 4, code: code.into(), message: message.into() }
+    Failure {
+        exit: 4,
+        code: code.into(),
+        message: message.into(),
+    }
 }
 
 type Out = Result<(), Failure>;
@@ -274,12 +289,17 @@ fn actor() -> Actor {
 }
 
 fn parse_id(s: &str) -> Result<AppNo, Failure> {
-    s.parse().map_err(|e: String| invalid("invalid_application_number", e))
+    s.parse()
+        .map_err(|e: String| invalid("invalid_application_number", e))
 }
 
 fn parse_time(field: &str, s: &str) -> Result<Timestamp, Failure> {
-    s.parse::<Timestamp>()
-        .map_err(|e| invalid("invalid_date", format!("{field}: '{s}' is not an RFC 3339 instant ({e})")))
+    s.parse::<Timestamp>().map_err(|e| {
+        invalid(
+            "invalid_date",
+            format!("{field}: '{s}' is not an RFC 3339 instant ({e})"),
+        )
+    })
 }
 
 /// Parses `90m`, `25h`, `8d`, `1d 2h`, `30s`, `2w`.
@@ -287,9 +307,13 @@ pub fn parse_duration(s: &str) -> Result<SignedDuration, String> {
     let mut total: i64 = 0;
     let mut any = false;
     for part in s.split_whitespace() {
-        let split = part.find(|c: char| !c.is_ascii_digit()).ok_or_else(|| format!("'{part}' has no unit (s, m, h, d, w)"))?;
+        let split = part
+            .find(|c: char| !c.is_ascii_digit())
+            .ok_or_else(|| format!("'{part}' has no unit (s, m, h, d, w)"))?;
         let (num, unit) = part.split_at(split);
-        let n: i64 = num.parse().map_err(|_| format!("'{part}' does not start with a number"))?;
+        let n: i64 = num
+            .parse()
+            .map_err(|_| format!("'{part}' does not start with a number"))?;
         let secs = match unit {
             "s" => 1,
             "m" => 60,
@@ -298,7 +322,10 @@ pub fn parse_duration(s: &str) -> Result<SignedDuration, String> {
             "w" => 604_800,
             _ => return Err(format!("'{unit}' is not a unit: use s, m, h, d or w")),
         };
-        total = n.checked_mul(secs).and_then(|x| total.checked_add(x)).ok_or("too long")?;
+        total = n
+            .checked_mul(secs)
+            .and_then(|x| total.checked_add(x))
+            .ok_or("too long")?;
         any = true;
     }
     if !any {
@@ -330,9 +357,13 @@ fn open_now(data: &Path) -> Result<(Store, Timestamp), Failure> {
 }
 
 fn read_file(path: &Path, limit: usize) -> Result<Vec<u8>, Failure> {
-    let meta = std::fs::metadata(path).map_err(|e| invalid("unreadable_file", format!("{}: {e}", path.display())))?;
+    let meta = std::fs::metadata(path)
+        .map_err(|e| invalid("unreadable_file", format!("{}: {e}", path.display())))?;
     if meta.len() as usize > limit {
-        return Err(invalid("too_large", format!("{}: larger than {limit} bytes", path.display())));
+        return Err(invalid(
+            "too_large",
+            format!("{}: larger than {limit} bytes", path.display()),
+        ));
     }
     std::fs::read(path).map_err(|e| invalid("unreadable_file", format!("{}: {e}", path.display())))
 }
@@ -341,8 +372,20 @@ fn read_rules(dir: &Path) -> Result<std::collections::BTreeMap<String, String>, 
     RuleSet::read_dir(dir).map_err(|e| invalid("rules_invalid", e.to_string()))
 }
 
-fn exec(store: &mut Store, now: Timestamp, command: Command, reason: Option<String>) -> Result<Vec<kezek_engine::EventRecord>, Failure> {
-    Ok(store.execute(&Request { command, actor: actor(), reason }, now)?)
+fn exec(
+    store: &mut Store,
+    now: Timestamp,
+    command: Command,
+    reason: Option<String>,
+) -> Result<Vec<kezek_engine::EventRecord>, Failure> {
+    Ok(store.execute(
+        &Request {
+            command,
+            actor: actor(),
+            reason,
+        },
+        now,
+    )?)
 }
 
 fn show_card(store: &Store, id: AppNo, json: bool) -> Out {
@@ -364,7 +407,13 @@ pub fn run(cli: Cli) -> Out {
                 None => RuleSet::default_files(),
             };
             let (mode, start) = match (clock, now) {
-                (ClockArg::System, Some(_)) => return Err(Failure { exit: 2, code: "usage".into(), message: "--now goes with --clock manual".into() }),
+                (ClockArg::System, Some(_)) => {
+                    return Err(Failure {
+                        exit: 2,
+                        code: "usage".into(),
+                        message: "--now goes with --clock manual".into(),
+                    })
+                }
                 (ClockArg::System, None) => (ClockMode::System, Timestamp::now()),
                 (ClockArg::Manual, Some(t)) => (ClockMode::Manual, parse_time("--now", &t)?),
                 (ClockArg::Manual, None) => (ClockMode::Manual, Timestamp::now()),
@@ -374,7 +423,11 @@ pub fn run(cli: Cli) -> Out {
                 "created a store at {} · rules version {} · {} clock at {}",
                 data.display(),
                 store.state().rules_version(),
-                if mode == ClockMode::Manual { "manual" } else { "system" },
+                if mode == ClockMode::Manual {
+                    "manual"
+                } else {
+                    "system"
+                },
                 output::local(store.now(start))
             );
         }
@@ -383,7 +436,13 @@ pub fn run(cli: Cli) -> Out {
             let mut store = if Store::exists(data) {
                 open(data)?
             } else {
-                Store::init(data, &RuleSet::default_files(), ClockMode::System, Timestamp::now(), actor())?
+                Store::init(
+                    data,
+                    &RuleSet::default_files(),
+                    ClockMode::System,
+                    Timestamp::now(),
+                    actor(),
+                )?
             };
             let now = store.now(Timestamp::now());
             store.advance(now)?;
@@ -393,13 +452,24 @@ pub fn run(cli: Cli) -> Out {
             };
             let summary = demo::build(&mut store, seed, scale, now)?;
             let secs = started.elapsed().as_secs_f64();
-            println!("Demo city (seed {}) built in {secs:.2} s at {}", summary.seed, data.display());
-            println!("  kindergartens {} · groups {} · places {}", summary.kindergartens, summary.groups, summary.capacity);
+            println!(
+                "Demo city (seed {}) built in {secs:.2} s at {}",
+                summary.seed,
+                data.display()
+            );
+            println!(
+                "  kindergartens {} · groups {} · places {}",
+                summary.kindergartens, summary.groups, summary.capacity
+            );
             println!("  applications {}", summary.applications);
             for (c, n) in &summary.waiting_by_cohort {
                 println!("    cohort {c}: {n} waiting");
             }
-            let cats: Vec<String> = summary.by_category.iter().map(|(c, n)| format!("{c} {n}")).collect();
+            let cats: Vec<String> = summary
+                .by_category
+                .iter()
+                .map(|(c, n)| format!("{c} {n}"))
+                .collect();
             println!("  by category: {}", cats.join(" · "));
             println!(
                 "  publications {} ({} places, priority phase) · referrals issued {}",
@@ -420,26 +490,52 @@ pub fn run(cli: Cli) -> Out {
             match what {
                 ImportWhat::Applications { file } => {
                     let bytes = read_file(&file, import::MAX_CSV_BYTES)?;
-                    let rules = store.state().rules().cloned().ok_or_else(|| invalid("no_rules", "no rules"))?;
+                    let rules = store
+                        .state()
+                        .rules()
+                        .cloned()
+                        .ok_or_else(|| invalid("no_rules", "no rules"))?;
                     let rows = import::parse_applications(&bytes, &rules)?;
                     let started = Instant::now();
                     let n = store.import_applications(&rows, &actor(), now)?;
                     let secs = started.elapsed().as_secs_f64().max(1e-9);
-                    println!("imported {n} applications in {secs:.2} s ({:.0} per second)", n as f64 / secs);
+                    println!(
+                        "imported {n} applications in {secs:.2} s ({:.0} per second)",
+                        n as f64 / secs
+                    );
                 }
                 ImportWhat::Kindergartens { file } => {
                     let bytes = read_file(&file, import::MAX_CSV_BYTES)?;
                     let groups = import::parse_kindergartens(&bytes)?;
                     let n = groups.len();
-                    exec(&mut store, now, Command::AddGroups { groups }, Some("import".into()))?;
+                    exec(
+                        &mut store,
+                        now,
+                        Command::AddGroups { groups },
+                        Some("import".into()),
+                    )?;
                     println!("imported {n} kindergarten groups");
                 }
             }
         }
-        Cmd::Register { child_iin, birth_date, applicant_iin, child_name, applicant_name, category, language, email, phone, json } => {
-            let birth_date = birth_date
-                .parse()
-                .map_err(|_| invalid("invalid_date", format!("birth date: '{birth_date}' is not a date YYYY-MM-DD")))?;
+        Cmd::Register {
+            child_iin,
+            birth_date,
+            applicant_iin,
+            child_name,
+            applicant_name,
+            category,
+            language,
+            email,
+            phone,
+            json,
+        } => {
+            let birth_date = birth_date.parse().map_err(|_| {
+                invalid(
+                    "invalid_date",
+                    format!("birth date: '{birth_date}' is not a date YYYY-MM-DD"),
+                )
+            })?;
             let (mut store, now) = open_now(data)?;
             let input = RegisterInput {
                 app: None,
@@ -455,7 +551,10 @@ pub fn run(cli: Cli) -> Out {
                 registered_at: None,
             };
             let recs = exec(&mut store, now, Command::Register(Box::new(input)), None)?;
-            let id = recs.iter().find_map(|r| r.event.app()).ok_or_else(|| invalid("internal", "no application registered"))?;
+            let id = recs
+                .iter()
+                .find_map(|r| r.event.app())
+                .ok_or_else(|| invalid("internal", "no application registered"))?;
             if json.json {
                 show_card(&store, id, true)?;
             } else {
@@ -467,7 +566,13 @@ pub fn run(cli: Cli) -> Out {
             let (store, _) = open_now(data)?;
             show_card(&store, id, json.json)?;
         }
-        Cmd::Queue { cohort, category, from, limit, json } => {
+        Cmd::Queue {
+            cohort,
+            category,
+            from,
+            limit,
+            json,
+        } => {
             if from == 0 {
                 return Err(invalid("invalid_input", "--from: positions start at 1"));
             }
@@ -476,17 +581,30 @@ pub fn run(cli: Cli) -> Out {
             }
             let (store, _) = open_now(data)?;
             if let Some(c) = &category {
-                let known = store.state().rules().is_some_and(|r| r.category_rank(c).is_some());
+                let known = store
+                    .state()
+                    .rules()
+                    .is_some_and(|r| r.category_rank(c).is_some());
                 if !known {
-                    return Err(invalid("unknown_category", format!("category: '{c}' is not a category of the rules")));
+                    return Err(invalid(
+                        "unknown_category",
+                        format!("category: '{c}' is not a category of the rules"),
+                    ));
                 }
             }
             let page = view::queue_page(store.state(), cohort, category.as_deref(), from, limit);
             if json.json {
                 print_json(&page);
             } else {
-                println!("cohort {cohort}{}: {} waiting", category.map(|c| format!(" · {c}")).unwrap_or_default(), page.total);
-                println!("{:>7}  {:<20} {:<15} {:>5}  {:<32} status", "pos", "application", "category", "cat", "registered");
+                println!(
+                    "cohort {cohort}{}: {} waiting",
+                    category.map(|c| format!(" · {c}")).unwrap_or_default(),
+                    page.total
+                );
+                println!(
+                    "{:>7}  {:<20} {:<15} {:>5}  {:<32} status",
+                    "pos", "application", "category", "cat", "registered"
+                );
                 for c in &page.items {
                     println!("{}", output::queue_row(c));
                 }
@@ -502,14 +620,32 @@ pub fn run(cli: Cli) -> Out {
                 print!("{}", output::explanation(&e));
             }
         }
-        Cmd::Publish { kindergarten, cohort, language, places, json } => {
+        Cmd::Publish {
+            kindergarten,
+            cohort,
+            language,
+            places,
+            json,
+        } => {
             let (mut store, now) = open_now(data)?;
-            let recs = exec(&mut store, now, Command::Publish { kindergarten, cohort, language: language.into(), places }, None)?;
+            let recs = exec(
+                &mut store,
+                now,
+                Command::Publish {
+                    kindergarten,
+                    cohort,
+                    language: language.into(),
+                    places,
+                },
+                None,
+            )?;
             let pid = recs.iter().find_map(|r| match &r.event {
                 kezek_engine::Event::PlacesPublished { publication, .. } => Some(*publication),
                 _ => None,
             });
-            let p = pid.and_then(|id| store.state().data.publications.get(&id)).ok_or_else(|| invalid("internal", "no publication"))?;
+            let p = pid
+                .and_then(|id| store.state().data.publications.get(&id))
+                .ok_or_else(|| invalid("internal", "no publication"))?;
             if json.json {
                 print_json(&json!({
                     "id": p.id, "kindergarten": p.kindergarten, "cohort": p.cohort, "language": p.language.code(),
@@ -539,15 +675,29 @@ pub fn run(cli: Cli) -> Out {
                 }
             }
         }
-        Cmd::Take { id, publication, json } => {
+        Cmd::Take {
+            id,
+            publication,
+            json,
+        } => {
             let id = parse_id(&id)?;
             let (mut store, now) = open_now(data)?;
-            let recs = exec(&mut store, now, Command::Take { app: id, publication }, None)?;
+            let recs = exec(
+                &mut store,
+                now,
+                Command::Take {
+                    app: id,
+                    publication,
+                },
+                None,
+            )?;
             let rid = recs.iter().find_map(|r| match &r.event {
                 kezek_engine::Event::ReferralIssued { referral, .. } => Some(*referral),
                 _ => None,
             });
-            let r = rid.and_then(|r| view::referral_view(store.state(), r)).ok_or_else(|| invalid("internal", "no referral"))?;
+            let r = rid
+                .and_then(|r| view::referral_view(store.state(), r))
+                .ok_or_else(|| invalid("internal", "no referral"))?;
             if json.json {
                 print_json(&r);
             } else {
@@ -582,7 +732,12 @@ pub fn run(cli: Cli) -> Out {
         Cmd::CancelBenefit { id, reason } => {
             let id = parse_id(&id)?;
             let (mut store, now) = open_now(data)?;
-            exec(&mut store, now, Command::CancelBenefit { app: id }, Some(reason))?;
+            exec(
+                &mut store,
+                now,
+                Command::CancelBenefit { app: id },
+                Some(reason),
+            )?;
             println!("{id}: benefit cancelled; now in the general queue");
         }
         Cmd::Withdraw { id, reason } => {
@@ -591,10 +746,19 @@ pub fn run(cli: Cli) -> Out {
             exec(&mut store, now, Command::Withdraw { app: id }, Some(reason))?;
             println!("{id} withdrawn");
         }
-        Cmd::ChangeCategory { id, category, reason } => {
+        Cmd::ChangeCategory {
+            id,
+            category,
+            reason,
+        } => {
             let id = parse_id(&id)?;
             let (mut store, now) = open_now(data)?;
-            exec(&mut store, now, Command::ChangeCategory { app: id, category }, Some(reason))?;
+            exec(
+                &mut store,
+                now,
+                Command::ChangeCategory { app: id, category },
+                Some(reason),
+            )?;
             show_card(&store, id, false)?;
         }
         Cmd::Tick { to, by } => {
@@ -603,28 +767,52 @@ pub fn run(cli: Cli) -> Out {
             let to = match (to, by) {
                 (Some(t), _) => parse_time("--to", &t)?,
                 (None, Some(d)) => {
-                    let d = parse_duration(&d).map_err(|e| invalid("invalid_duration", format!("--by: {e}")))?;
-                    from.checked_add(d).map_err(|e| invalid("invalid_duration", format!("--by: {e}")))?
+                    let d = parse_duration(&d)
+                        .map_err(|e| invalid("invalid_duration", format!("--by: {e}")))?;
+                    from.checked_add(d)
+                        .map_err(|e| invalid("invalid_duration", format!("--by: {e}")))?
                 }
-                (None, None) => return Err(Failure { exit: 2, code: "usage".into(), message: "--to or --by".into() }),
+                (None, None) => {
+                    return Err(Failure {
+                        exit: 2,
+                        code: "usage".into(),
+                        message: "--to or --by".into(),
+                    })
+                }
             };
             let recs = store.tick_to(to)?;
             println!("clock at {} · {} event(s)", output::local(to), recs.len());
             for r in &recs {
-                println!("  {}  {}{}", output::local(r.at), r.event.name(), r.event.app().map(|a| format!(" {a}")).unwrap_or_default());
+                println!(
+                    "  {}  {}{}",
+                    output::local(r.at),
+                    r.event.name(),
+                    r.event.app().map(|a| format!(" {a}")).unwrap_or_default()
+                );
             }
         }
         Cmd::Rules { what } => match what {
             RulesCmd::Check { dir } => {
                 let files = read_rules(&dir)?;
-                let rules = RuleSet::compile(&files).map_err(|e| invalid("rules_invalid", e.to_string()))?;
-                println!("ok: {} file(s), {} categories, version hash {}", files.len(), rules.params().categories.len(), &rules.hash()[..16]);
+                let rules = RuleSet::compile(&files)
+                    .map_err(|e| invalid("rules_invalid", e.to_string()))?;
+                println!(
+                    "ok: {} file(s), {} categories, version hash {}",
+                    files.len(),
+                    rules.params().categories.len(),
+                    &rules.hash()[..16]
+                );
             }
             RulesCmd::Activate { dir, reason } => {
                 let files = read_rules(&dir)?;
                 let (mut store, now) = open_now(data)?;
                 let started = Instant::now();
-                exec(&mut store, now, Command::ActivateRules { files }, Some(reason))?;
+                exec(
+                    &mut store,
+                    now,
+                    Command::ActivateRules { files },
+                    Some(reason),
+                )?;
                 println!(
                     "rules version {} active ({} applications re-ranked in {:.2} s)",
                     store.state().rules_version(),
@@ -635,8 +823,14 @@ pub fn run(cli: Cli) -> Out {
             RulesCmd::Show { json } => {
                 let store = open(data)?;
                 let state = store.state();
-                let v = state.data.rules_versions.last().ok_or_else(|| invalid("no_rules", "no rules"))?;
-                let rules = state.rules().ok_or_else(|| invalid("no_rules", "no rules"))?;
+                let v = state
+                    .data
+                    .rules_versions
+                    .last()
+                    .ok_or_else(|| invalid("no_rules", "no rules"))?;
+                let rules = state
+                    .rules()
+                    .ok_or_else(|| invalid("no_rules", "no rules"))?;
                 let p = rules.params();
                 if json.json {
                     print_json(&json!({
@@ -649,17 +843,30 @@ pub fn run(cli: Cli) -> Out {
                         "history": state.data.rules_versions.iter().map(|v| json!({"version": v.version, "hash": v.hash, "activated_at": v.activated_at, "actor": v.actor.to_string(), "reason": v.reason})).collect::<Vec<_>>(),
                     }));
                 } else {
-                    println!("rules version {} · {} · activated {} by {}", v.version, &v.hash[..16], output::local(v.activated_at), v.actor);
+                    println!(
+                        "rules version {} · {} · activated {} by {}",
+                        v.version,
+                        &v.hash[..16],
+                        output::local(v.activated_at),
+                        v.actor
+                    );
                     for c in &p.categories {
                         println!("  {:>2}. {:<16} {} / {}", c.rank, c.code, c.kk, c.ru);
                     }
                     println!("  recall window {} h · referral valid {} working days · extension {} days ×{} · stop-list {} days",
                         p.recall_window_hours, p.referral_validity_working_days, p.extension_days, p.max_extensions, p.stop_list_days);
-                    println!("  priority phase {} working days · free access at {} · {} holidays", p.priority_phase_working_days, p.free_access_time, p.holidays.len());
+                    println!(
+                        "  priority phase {} working days · free access at {} · {} holidays",
+                        p.priority_phase_working_days,
+                        p.free_access_time,
+                        p.holidays.len()
+                    );
                 }
             }
         },
-        Cmd::Audit { what: AuditCmd::Verify { json } } => {
+        Cmd::Audit {
+            what: AuditCmd::Verify { json },
+        } => {
             let store = open(data)?;
             let report = store.verify()?;
             if json.json {
@@ -669,16 +876,32 @@ pub fn run(cli: Cli) -> Out {
                     "{} events · chain {} · replay {} · snapshot {} · invariants {}",
                     report.events,
                     if report.chain_ok { "ok" } else { "BROKEN" },
-                    if report.replay_matches { "matches" } else { "DIFFERS" },
-                    if report.snapshot_matches { "matches" } else { "DIFFERS" },
-                    if report.invariants_ok { "hold" } else { "VIOLATED" }
+                    if report.replay_matches {
+                        "matches"
+                    } else {
+                        "DIFFERS"
+                    },
+                    if report.snapshot_matches {
+                        "matches"
+                    } else {
+                        "DIFFERS"
+                    },
+                    if report.invariants_ok {
+                        "hold"
+                    } else {
+                        "VIOLATED"
+                    }
                 );
                 for p in &report.problems {
                     println!("  {p}");
                 }
             }
             if !report.ok() {
-                return Err(Failure { exit: 1, code: "audit_failed".into(), message: "the audit found problems".into() });
+                return Err(Failure {
+                    exit: 1,
+                    code: "audit_failed".into(),
+                    message: "the audit found problems".into(),
+                });
             }
         }
     }
@@ -705,7 +928,10 @@ pub fn main() -> i32 {
         Ok(()) => 0,
         Err(f) => {
             if json {
-                println!("{}", json!({"error": {"code": f.code, "message": f.message}}));
+                println!(
+                    "{}",
+                    json!({"error": {"code": f.code, "message": f.message}})
+                );
             } else {
                 eprintln!("error[{}]: {}", f.code, f.message);
             }

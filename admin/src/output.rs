@@ -7,7 +7,11 @@ use kezek_engine::view::{Card, Explanation, Offer};
 /// An instant as Almaty local time, e.g. `2019-05-03 10:00:00 (UTC+06)`.
 pub fn local(t: Timestamp) -> String {
     let z = t.to_zoned(calendar::tz().clone());
-    format!("{} (UTC{})", z.strftime("%Y-%m-%d %H:%M:%S"), z.strftime("%:z"))
+    format!(
+        "{} (UTC{})",
+        z.strftime("%Y-%m-%d %H:%M:%S"),
+        z.strftime("%:z")
+    )
 }
 
 fn opt_local(t: Option<Timestamp>) -> String {
@@ -22,22 +26,72 @@ pub fn card(c: &Card) -> String {
     let mut s = String::new();
     let line = |s: &mut String, k: &str, v: String| s.push_str(&format!("{k:<28}{v}\n"));
     line(&mut s, "Application", c.id.clone());
-    line(&mut s, "Status", format!("{} ({} / {})", c.status, c.status_kk, c.status_ru));
-    line(&mut s, "Queue (cohort)", format!("{} · {}", c.cohort, c.language));
+    line(
+        &mut s,
+        "Status",
+        format!("{} ({} / {})", c.status, c.status_kk, c.status_ru),
+    );
+    line(
+        &mut s,
+        "Queue (cohort)",
+        format!("{} · {}", c.cohort, c.language),
+    );
     line(&mut s, "Category", c.category.clone());
     line(&mut s, "Queue position", opt_num(c.queue_position));
     line(&mut s, "Position in category", opt_num(c.category_position));
     line(&mut s, "Registered", local(c.registered_at));
-    line(&mut s, "Child", format!("{} · born {}{}", c.child_iin, c.birth_date, c.child_name.as_ref().map(|n| format!(" · {n}")).unwrap_or_default()));
-    line(&mut s, "Applicant", format!("{}{}", c.applicant_iin, c.applicant_name.as_ref().map(|n| format!(" · {n}")).unwrap_or_default()));
+    line(
+        &mut s,
+        "Child",
+        format!(
+            "{} · born {}{}",
+            c.child_iin,
+            c.birth_date,
+            c.child_name
+                .as_ref()
+                .map(|n| format!(" · {n}"))
+                .unwrap_or_default()
+        ),
+    );
+    line(
+        &mut s,
+        "Applicant",
+        format!(
+            "{}{}",
+            c.applicant_iin,
+            c.applicant_name
+                .as_ref()
+                .map(|n| format!(" · {n}"))
+                .unwrap_or_default()
+        ),
+    );
     if let Some(r) = &c.referral {
-        line(&mut s, "Referral", format!("{} to {} «{}» (publication {})", r.id, r.kindergarten, r.kindergarten_name, r.publication));
+        line(
+            &mut s,
+            "Referral",
+            format!(
+                "{} to {} «{}» (publication {})",
+                r.id, r.kindergarten, r.kindergarten_name, r.publication
+            ),
+        );
         line(&mut s, "  issued", local(r.issued_at));
-        line(&mut s, "  valid until", format!("{}{}", local(r.valid_until), if r.extended { " (extended)" } else { "" }));
+        line(
+            &mut s,
+            "  valid until",
+            format!(
+                "{}{}",
+                local(r.valid_until),
+                if r.extended { " (extended)" } else { "" }
+            ),
+        );
         line(&mut s, "  recall until", local(r.recall_until));
     }
     if c.locked_until.is_some() {
-        line(&mut s, "Locked from priority until", opt_local(c.locked_until));
+        line(
+            &mut s,
+            "Locked from priority until",
+            opt_local(c.locked_until),
+        );
     }
     if c.stop_listed_until.is_some() {
         line(&mut s, "Stop-listed until", opt_local(c.stop_listed_until));
@@ -50,7 +104,10 @@ pub fn card(c: &Card) -> String {
                 local(h.at),
                 h.event,
                 h.actor,
-                h.reason.as_ref().map(|r| format!(" — {r}")).unwrap_or_default()
+                h.reason
+                    .as_ref()
+                    .map(|r| format!(" — {r}"))
+                    .unwrap_or_default()
             ));
         }
     }
@@ -95,7 +152,11 @@ pub fn explanation(e: &Explanation) -> String {
             opt_num(m.from),
             opt_num(m.to),
             m.why,
-            m.subject.as_ref().filter(|x| **x != e.id).map(|x| format!(" ({x})")).unwrap_or_default()
+            m.subject
+                .as_ref()
+                .filter(|x| **x != e.id)
+                .map(|x| format!(" ({x})"))
+                .unwrap_or_default()
         ));
     }
     s

@@ -141,7 +141,13 @@ impl Core {
     }
 
     /// Seals an event into the next record of the chain (not yet applied).
-    pub fn seal(&self, at: Timestamp, actor: &Actor, reason: Option<&str>, event: Event) -> EventRecord {
+    pub fn seal(
+        &self,
+        at: Timestamp,
+        actor: &Actor,
+        reason: Option<&str>,
+        event: Event,
+    ) -> EventRecord {
         EventRecord {
             seq: self.state.data.last_seq + 1,
             at,
@@ -152,7 +158,14 @@ impl Core {
         }
     }
 
-    fn push(&mut self, out: &mut Vec<EventRecord>, at: Timestamp, actor: &Actor, reason: Option<&str>, event: Event) -> Result<()> {
+    fn push(
+        &mut self,
+        out: &mut Vec<EventRecord>,
+        at: Timestamp,
+        actor: &Actor,
+        reason: Option<&str>,
+        event: Event,
+    ) -> Result<()> {
         let rec = self.seal(at, actor, reason, event);
         self.state.apply(&rec)?;
         out.push(rec);
@@ -191,20 +204,69 @@ impl Core {
         if now < self.state.data.last_at {
             return Err(EngineError::refused(
                 "clock_backwards",
-                format!("now ({now}) is before the last event ({})", self.state.data.last_at),
+                format!(
+                    "now ({now}) is before the last event ({})",
+                    self.state.data.last_at
+                ),
             ));
         }
         if self.state.next_due(now).is_some() {
-            return Err(EngineError::internal("not_advanced", "transitions due by now were not emitted"));
+            return Err(EngineError::internal(
+                "not_advanced",
+                "transitions due by now were not emitted",
+            ));
         }
         let reason = clean_text("reason", req.reason.as_deref(), MAX_REASON_CHARS)?;
         if req.command.needs_reason() && reason.is_none() {
-            return Err(EngineError::invalid("reason_required", "reason: required for this action"));
+            return Err(EngineError::invalid(
+                "reason_required",
+                "reason: required for this action",
+            ));
         }
         let events = self.decide(&req.command, now)?;
         let mut out = Vec::with_capacity(events.len());
         for event in events {
             self.push(&mut out, now, &req.actor, reason.as_deref(), event)?;
+        }
+        Ok(out)
+    }
+
+    /// Registers many applications: every row is checked first (a bad row refuses the
+    /// whole import, naming the row, and nothing changes), then all are applied.
+    /// `rows` pairs each input with the row number to report.
+    pub fn import_applications(
+        &mut self,
+        rows: &[(usize, RegisterInput)],
+        actor: &Actor,
+        now: Timestamp,
+    ) -> Result<Vec<EventRecord>> {
+        if self.state.next_due(now).is_some() {
+            return Err(EngineError::internal(
+                "not_advanced",
+                "transitions due by now were not emitted",
+            ));
+        }
+        let mut children = HashSet::new();
+        let mut max_seq = 0;
+        let mut regs = Vec::with_capacity(rows.len());
+        for (row, input) in rows {
+            let reg = self
+                .check_registration(input, now, &mut children, &mut max_seq)
+                .map_err(|e| EngineError {
+                    message: format!("row {row}: {}", e.message),
+                    ..e
+                })?;
+            regs.push(reg);
+        }
+        let mut out = Vec::with_capacity(regs.len());
+        for reg in regs {
+            self.push(
+                &mut out,
+                now,
+                actor,
+                Some("import"),
+                Event::Registered(Box::new(reg)),
+            )?;
         }
         Ok(out)
     }
@@ -224,14 +286,24 @@ impl Core {
                     return Err(wrong_status(a, "change the category of"));
                 }
                 if &a.category == category {
-                    return Err(EngineError::refused("no_change", format!("{app} is already in category {category}")));
+                    return Err(EngineError::refused(
+                        "no_change",
+                        format!("{app} is already in category {category}"),
+                    ));
                 }
                 let key = self.key_for(a, category)?;
-                Ok(vec![Event::CategoryChanged { app: *app, category: category.clone(), key }])
+                Ok(vec![Event::CategoryChanged {
+                    app: *app,
+                    category: category.clone(),
+                    key,
+                }])
             }
-            Command::Publish { kindergarten, cohort, language, places } => {
-                self.decide_publish(kindergarten, *cohort, *language, *places, now)
-            }
+            Command::Publish {
+                kindergarten,
+                cohort,
+                language,
+                places,
+            } => self.decide_publish(kindergarten, *cohort, *language, *places, now),
             Command::Take { app, publication } => self.decide_take(*app, *publication, now),
             Command::Recall { app } => {
                 let a = self.app(*app)?;
@@ -248,9 +320,15 @@ impl Core {
                 let p = &self.state.data.publications[&r.publication];
                 let until = self
                     .rules()?
-                    .lock_after_recall(&LockFacts { recalled_at: now, free_access_at: p.free_access_at })
+                    .lock_after_recall(&LockFacts {
+                        recalled_at: now,
+                        free_access_at: p.free_access_at,
+                    })
                     .map_err(EngineError::rule)?;
-                let mut ev = vec![Event::ReferralRecalled { referral: r.id, app: *app }];
+                let mut ev = vec![Event::ReferralRecalled {
+                    referral: r.id,
+                    app: *app,
+                }];
                 if until > now {
                     ev.push(Event::LockApplied { app: *app, until });
                 }
@@ -270,12 +348,19 @@ impl Core {
                     ));
                 }
                 let valid_until = calendar::add_days(r.valid_until, params.extension_days);
-                Ok(vec![Event::ReferralExtended { referral: r.id, app: *app, valid_until }])
+                Ok(vec![Event::ReferralExtended {
+                    referral: r.id,
+                    app: *app,
+                    valid_until,
+                }])
             }
             Command::Enroll { app } => {
                 let a = self.app(*app)?;
                 let r = self.active_referral(a, "enroll")?;
-                Ok(vec![Event::Enrolled { referral: r.id, app: *app }])
+                Ok(vec![Event::Enrolled {
+                    referral: r.id,
+                    app: *app,
+                }])
             }
             Command::CancelBenefit { app } => {
                 let a = self.app(*app)?;
@@ -283,7 +368,10 @@ impl Core {
                     return Err(wrong_status(a, "cancel the benefit of"));
                 }
                 if a.category == "general" {
-                    return Err(EngineError::refused("no_benefit", format!("{app} has no benefit to cancel")));
+                    return Err(EngineError::refused(
+                        "no_benefit",
+                        format!("{app} has no benefit to cancel"),
+                    ));
                 }
                 let key = self.key_for(a, "general")?;
                 Ok(vec![Event::BenefitCancelled {
@@ -298,17 +386,26 @@ impl Core {
                 if matches!(a.status, Status::Withdrawn | Status::Enrolled) {
                     return Err(wrong_status(a, "withdraw"));
                 }
-                Ok(vec![Event::Withdrawn { app: *app, referral: a.referral }])
+                Ok(vec![Event::Withdrawn {
+                    app: *app,
+                    referral: a.referral,
+                }])
             }
         }
     }
 
     fn active_referral(&self, a: &Application, what: &str) -> Result<&Referral> {
         match a.referral.and_then(|r| self.state.data.referrals.get(&r)) {
-            Some(r) if a.status == Status::ReferralIssued && r.state == ReferralState::Active => Ok(r),
+            Some(r) if a.status == Status::ReferralIssued && r.state == ReferralState::Active => {
+                Ok(r)
+            }
             _ => Err(EngineError::refused(
                 "no_active_referral",
-                format!("cannot {what} {}: it has no active referral (status {})", a.id, a.status.code()),
+                format!(
+                    "cannot {what} {}: it has no active referral (status {})",
+                    a.id,
+                    a.status.code()
+                ),
             )),
         }
     }
@@ -331,11 +428,24 @@ impl Core {
     }
 
     fn decide_rules(&self, files: &BTreeMap<String, String>) -> Result<Vec<Event>> {
-        let rules = RuleSet::compile(files)
-            .map_err(|e| EngineError::invalid("rules_invalid", format!("the rules were not activated: {e}")))?;
+        let rules = RuleSet::compile(files).map_err(|e| {
+            EngineError::invalid(
+                "rules_invalid",
+                format!("the rules were not activated: {e}"),
+            )
+        })?;
         let hash = rules.hash();
-        if self.state.data.rules_versions.last().is_some_and(|v| v.hash == hash) {
-            return Err(EngineError::refused("no_change", "this rule set is already active"));
+        if self
+            .state
+            .data
+            .rules_versions
+            .last()
+            .is_some_and(|v| v.hash == hash)
+        {
+            return Err(EngineError::refused(
+                "no_change",
+                "this rule set is already active",
+            ));
         }
         // Every application's category must be known to the new rules, and every key and
         // cohort must compute: re-rank now, so that applying cannot fail.
@@ -348,7 +458,9 @@ impl Core {
         if let Some((c, n)) = unknown.iter().next() {
             return Err(EngineError::refused(
                 "category_in_use",
-                format!("the new rules do not define category '{c}', which {n} application(s) hold"),
+                format!(
+                    "the new rules do not define category '{c}', which {n} application(s) hold"
+                ),
             ));
         }
         rerank(&rules, &self.state.data.apps).map_err(EngineError::rule)?;
@@ -363,35 +475,63 @@ impl Core {
         let mut seen = HashSet::new();
         for (i, g) in groups.iter().enumerate() {
             let row = i + 1;
-            let bad = |field: &str, msg: String| EngineError::invalid("invalid_input", format!("row {row}, {field}: {msg}"));
+            let bad = |field: &str, msg: String| {
+                EngineError::invalid("invalid_input", format!("row {row}, {field}: {msg}"))
+            };
             if g.kindergarten.trim().is_empty() || g.kindergarten.len() > 64 {
                 return Err(bad("id", "must be 1 to 64 characters".into()));
             }
             if g.name.trim().is_empty() || g.name.chars().count() > MAX_NAME_CHARS {
-                return Err(bad("name", format!("must be 1 to {MAX_NAME_CHARS} characters")));
+                return Err(bad(
+                    "name",
+                    format!("must be 1 to {MAX_NAME_CHARS} characters"),
+                ));
             }
             if !(1900..=2200).contains(&g.cohort) {
                 return Err(bad("cohort", format!("{} is not a birth year", g.cohort)));
             }
             if g.capacity == 0 || g.capacity > MAX_GROUP_CAPACITY {
-                return Err(bad("capacity", format!("must be 1 to {MAX_GROUP_CAPACITY}")));
+                return Err(bad(
+                    "capacity",
+                    format!("must be 1 to {MAX_GROUP_CAPACITY}"),
+                ));
             }
             if !seen.insert((g.kindergarten.clone(), g.cohort, g.language)) {
-                return Err(bad("id", format!("group {} {} {} appears twice", g.kindergarten, g.cohort, g.language)));
+                return Err(bad(
+                    "id",
+                    format!(
+                        "group {} {} {} appears twice",
+                        g.kindergarten, g.cohort, g.language
+                    ),
+                ));
             }
             if let Some(kg) = self.state.data.kindergartens.get(&g.kindergarten) {
                 if kg.group(g.cohort, g.language).is_some() {
-                    return Err(bad("id", format!("group {} {} {} already exists", g.kindergarten, g.cohort, g.language)));
+                    return Err(bad(
+                        "id",
+                        format!(
+                            "group {} {} {} already exists",
+                            g.kindergarten, g.cohort, g.language
+                        ),
+                    ));
                 }
                 if kg.name != g.name {
-                    return Err(bad("name", format!("kindergarten {} is already named '{}'", g.kindergarten, kg.name)));
+                    return Err(bad(
+                        "name",
+                        format!(
+                            "kindergarten {} is already named '{}'",
+                            g.kindergarten, kg.name
+                        ),
+                    ));
                 }
             }
         }
         if groups.is_empty() {
             return Err(EngineError::invalid("invalid_input", "no groups to add"));
         }
-        Ok(vec![Event::GroupsAdded { groups: groups.to_vec() }])
+        Ok(vec![Event::GroupsAdded {
+            groups: groups.to_vec(),
+        }])
     }
 
     /// Checks one registration; `children` and `max_seq` carry what earlier rows of the
@@ -406,14 +546,20 @@ impl Core {
         let rules = self.rules()?;
         let today = calendar::local_date(now);
         if input.birth_date > today {
-            return Err(EngineError::invalid("invalid_date", format!("birth date: {} is in the future", input.birth_date)));
+            return Err(EngineError::invalid(
+                "invalid_date",
+                format!("birth date: {} is in the future", input.birth_date),
+            ));
         }
         let child_iin = Iin::parse_child(&input.child_iin, input.birth_date)
             .map_err(|e| EngineError::invalid("invalid_iin", format!("child IIN: {e}")))?;
         let applicant_iin = Iin::parse(&input.applicant_iin)
             .map_err(|e| EngineError::invalid("invalid_iin", format!("applicant IIN: {e}")))?;
         if applicant_iin == child_iin {
-            return Err(EngineError::invalid("invalid_iin", "applicant IIN: the same as the child's"));
+            return Err(EngineError::invalid(
+                "invalid_iin",
+                "applicant IIN: the same as the child's",
+            ));
         }
         let category = input.category.clone().unwrap_or_else(|| "general".into());
         if rules.category_rank(&category).is_none() {
@@ -421,24 +567,39 @@ impl Core {
         }
         let registered_at = input.registered_at.unwrap_or(now);
         if registered_at > now {
-            return Err(EngineError::invalid("invalid_date", format!("registration time: {registered_at} is in the future")));
+            return Err(EngineError::invalid(
+                "invalid_date",
+                format!("registration time: {registered_at} is in the future"),
+            ));
         }
         if calendar::local_date(registered_at) < input.birth_date {
-            return Err(EngineError::invalid("invalid_date", "registration time: before the child's birth"));
+            return Err(EngineError::invalid(
+                "invalid_date",
+                "registration time: before the child's birth",
+            ));
         }
         if let Some(existing) = self.state.app_of_child(&child_iin) {
             return Err(EngineError::refused(
                 "duplicate_application",
-                format!("the child {} already has application {existing}", child_iin.masked()),
+                format!(
+                    "the child {} already has application {existing}",
+                    child_iin.masked()
+                ),
             ));
         }
         if !children.insert(child_iin.clone()) {
-            return Err(EngineError::invalid("duplicate_application", format!("child IIN {} appears twice", child_iin.masked())));
+            return Err(EngineError::invalid(
+                "duplicate_application",
+                format!("child IIN {} appears twice", child_iin.masked()),
+            ));
         }
         let app = match input.app {
             Some(a) => {
                 if self.state.app(a).is_some() {
-                    return Err(EngineError::refused("duplicate_application", format!("application {a} already exists")));
+                    return Err(EngineError::refused(
+                        "duplicate_application",
+                        format!("application {a} already exists"),
+                    ));
                 }
                 a
             }
@@ -452,13 +613,19 @@ impl Core {
         let email = clean_text("email", input.email.as_deref(), MAX_NAME_CHARS)?;
         if let Some(e) = &email {
             if !e.contains('@') || e.starts_with('@') || e.ends_with('@') {
-                return Err(EngineError::invalid("invalid_input", format!("email: '{e}' is not an e-mail address")));
+                return Err(EngineError::invalid(
+                    "invalid_input",
+                    format!("email: '{e}' is not an e-mail address"),
+                ));
             }
         }
         let phone = clean_text("phone", input.phone.as_deref(), 32)?;
         if let Some(p) = &phone {
             if !p.chars().all(|c| c.is_ascii_digit() || " +-()".contains(c)) {
-                return Err(EngineError::invalid("invalid_input", format!("phone: '{p}' is not a phone number")));
+                return Err(EngineError::invalid(
+                    "invalid_input",
+                    format!("phone: '{p}' is not a phone number"),
+                ));
             }
         }
         let language = input.language.unwrap_or(Language::Kk);
@@ -478,7 +645,11 @@ impl Core {
             child_name: clean_text("child name", input.child_name.as_deref(), MAX_NAME_CHARS)?,
             birth_date: input.birth_date,
             applicant_iin,
-            applicant_name: clean_text("applicant name", input.applicant_name.as_deref(), MAX_NAME_CHARS)?,
+            applicant_name: clean_text(
+                "applicant name",
+                input.applicant_name.as_deref(),
+                MAX_NAME_CHARS,
+            )?,
             email,
             phone,
             language,
@@ -489,11 +660,26 @@ impl Core {
         })
     }
 
-    fn decide_publish(&self, kindergarten: &str, cohort: i32, language: Language, places: u32, now: Timestamp) -> Result<Vec<Event>> {
+    fn decide_publish(
+        &self,
+        kindergarten: &str,
+        cohort: i32,
+        language: Language,
+        places: u32,
+        now: Timestamp,
+    ) -> Result<Vec<Event>> {
         let rules = self.rules()?;
-        let kg = self.state.data.kindergartens.get(kindergarten).ok_or_else(|| {
-            EngineError::not_found("unknown_kindergarten", format!("no kindergarten {kindergarten}"))
-        })?;
+        let kg = self
+            .state
+            .data
+            .kindergartens
+            .get(kindergarten)
+            .ok_or_else(|| {
+                EngineError::not_found(
+                    "unknown_kindergarten",
+                    format!("no kindergarten {kindergarten}"),
+                )
+            })?;
         let group = kg.group(cohort, language).ok_or_else(|| {
             EngineError::invalid(
                 "unknown_group",
@@ -501,7 +687,10 @@ impl Core {
             )
         })?;
         if places == 0 || places > MAX_PLACES_PER_PUBLICATION {
-            return Err(EngineError::invalid("invalid_input", format!("places: must be 1 to {MAX_PLACES_PER_PUBLICATION}")));
+            return Err(EngineError::invalid(
+                "invalid_input",
+                format!("places: must be 1 to {MAX_PLACES_PER_PUBLICATION}"),
+            ));
         }
         let free = group.capacity - group.published;
         if places > free {
@@ -512,9 +701,18 @@ impl Core {
         }
         let date = calendar::local_date(now);
         if !rules.publication_allowed(date).map_err(EngineError::rule)? {
-            return Err(EngineError::refused("blackout", format!("the rules allow no publication of places on {date}")));
+            return Err(EngineError::refused(
+                "blackout",
+                format!("the rules allow no publication of places on {date}"),
+            ));
         }
-        let publication = self.state.data.publications.keys().next_back().map_or(1, |k| k + 1);
+        let publication = self
+            .state
+            .data
+            .publications
+            .keys()
+            .next_back()
+            .map_or(1, |k| k + 1);
         Ok(vec![Event::PlacesPublished {
             publication,
             kindergarten: kindergarten.to_string(),
@@ -535,7 +733,9 @@ impl Core {
                     format!(
                         "{} is on the stop-list until {} and gets no offers",
                         a.id,
-                        a.stop_listed_until.map(|t| t.to_string()).unwrap_or_default()
+                        a.stop_listed_until
+                            .map(|t| t.to_string())
+                            .unwrap_or_default()
                     ),
                 ))
             }
@@ -551,18 +751,27 @@ impl Core {
             ));
         }
         if p.places_left == 0 {
-            return Err(EngineError::refused("no_places", format!("publication {} has no places left", p.id)));
+            return Err(EngineError::refused(
+                "no_places",
+                format!("publication {} has no places left", p.id),
+            ));
         }
         if p.phase == Phase::Priority {
             if let Some(until) = a.locked_until.filter(|t| *t > now) {
                 return Err(EngineError::refused(
                     "locked",
-                    format!("{} recalled a referral and is locked out of priority places until {until}", a.id),
+                    format!(
+                        "{} recalled a referral and is locked out of priority places until {until}",
+                        a.id
+                    ),
                 ));
             }
             let position = self.state.queue_position(a).unwrap_or(u64::MAX);
             let free = self.state.priority_free(a.cohort);
-            let ok = self.rules()?.priority_eligible(position, free).map_err(EngineError::rule)?;
+            let ok = self
+                .rules()?
+                .priority_eligible(position, free)
+                .map_err(EngineError::rule)?;
             if !ok {
                 return Err(EngineError::refused(
                     "not_eligible",
@@ -578,13 +787,27 @@ impl Core {
 
     fn decide_take(&self, app: AppNo, publication: u64, now: Timestamp) -> Result<Vec<Event>> {
         let a = self.app(app)?;
-        let p = self.state.data.publications.get(&publication).ok_or_else(|| {
-            EngineError::not_found("unknown_publication", format!("no publication {publication}"))
-        })?;
+        let p = self
+            .state
+            .data
+            .publications
+            .get(&publication)
+            .ok_or_else(|| {
+                EngineError::not_found(
+                    "unknown_publication",
+                    format!("no publication {publication}"),
+                )
+            })?;
         self.may_take(a, p, now)?;
         let rules = self.rules()?;
         let params = rules.params();
-        let referral = self.state.data.referrals.keys().next_back().map_or(1, |k| k + 1);
+        let referral = self
+            .state
+            .data
+            .referrals
+            .keys()
+            .next_back()
+            .map_or(1, |k| k + 1);
         Ok(vec![Event::ReferralIssued {
             referral,
             app,
@@ -613,10 +836,21 @@ impl Core {
 }
 
 fn wrong_status(a: &Application, what: &str) -> EngineError {
-    EngineError::refused("wrong_status", format!("cannot {what} {}: its status is {}", a.id, a.status.code()))
+    EngineError::refused(
+        "wrong_status",
+        format!("cannot {what} {}: its status is {}", a.id, a.status.code()),
+    )
 }
 
 fn unknown_category(code: &str, rules: &RuleSet) -> EngineError {
-    let known: Vec<&str> = rules.params().categories.iter().map(|c| c.code.as_str()).collect();
-    EngineError::invalid("unknown_category", format!("category: '{code}' is not one of {}", known.join(", ")))
+    let known: Vec<&str> = rules
+        .params()
+        .categories
+        .iter()
+        .map(|c| c.code.as_str())
+        .collect();
+    EngineError::invalid(
+        "unknown_category",
+        format!("category: '{code}' is not one of {}", known.join(", ")),
+    )
 }

@@ -31,7 +31,16 @@ pub fn anchor() -> Timestamp {
     calendar::instant(date(2026, 12, 1), Time::midnight())
 }
 
-const DISTRICTS: [&str; 8] = ["Алатауский", "Алмалинский", "Ауэзовский", "Бостандыкский", "Жетысуский", "Медеуский", "Наурызбайский", "Турксибский"];
+const DISTRICTS: [&str; 8] = [
+    "Алатауский",
+    "Алмалинский",
+    "Ауэзовский",
+    "Бостандыкский",
+    "Жетысуский",
+    "Медеуский",
+    "Наурызбайский",
+    "Турксибский",
+];
 /// Category shares per 1,000 applications (ours: no city publishes them together).
 const CATEGORY_SHARES: [(&str, u32); 7] = [
     ("military", 15),
@@ -42,8 +51,34 @@ const CATEGORY_SHARES: [(&str, u32); 7] = [
     ("teacher", 30),
     ("general", 810),
 ];
-const SURNAMES: [&str; 12] = ["Ахметов", "Сериков", "Нурланов", "Иванов", "Касымов", "Омаров", "Жумабаев", "Ким", "Абенов", "Сапаров", "Петров", "Тулегенов"];
-const GIVEN: [&str; 12] = ["Алихан", "Айша", "Нурсултан", "Амина", "Данияр", "Медина", "Арсен", "Томирис", "Санжар", "Алия", "Тимур", "Асель"];
+const SURNAMES: [&str; 12] = [
+    "Ахметов",
+    "Сериков",
+    "Нурланов",
+    "Иванов",
+    "Касымов",
+    "Омаров",
+    "Жумабаев",
+    "Ким",
+    "Абенов",
+    "Сапаров",
+    "Петров",
+    "Тулегенов",
+];
+const GIVEN: [&str; 12] = [
+    "Алихан",
+    "Айша",
+    "Нурсултан",
+    "Амина",
+    "Данияр",
+    "Медина",
+    "Арсен",
+    "Томирис",
+    "Санжар",
+    "Алия",
+    "Тимур",
+    "Асель",
+];
 
 #[derive(Debug, Clone, Serialize)]
 pub struct DemoSummary {
@@ -64,7 +99,11 @@ fn pick_category(rng: &mut ChaCha8Rng, known: &dyn Fn(&str) -> bool) -> String {
     let mut x = rng.random_range(0..1000u32);
     for (code, share) in CATEGORY_SHARES {
         if x < share {
-            return if known(code) { code.to_string() } else { "general".to_string() };
+            return if known(code) {
+                code.to_string()
+            } else {
+                "general".to_string()
+            };
         }
         x -= share;
     }
@@ -82,12 +121,18 @@ fn random_instant(rng: &mut ChaCha8Rng, from: Timestamp, to: Timestamp) -> Times
 /// Builds the demo city into an empty store at the store's current time.
 pub fn build(store: &mut Store, seed: u64, scale: Scale, now: Timestamp) -> Result<DemoSummary> {
     if !store.state().data.apps.is_empty() || !store.state().data.kindergartens.is_empty() {
-        return Err(EngineError::refused("store_not_empty", "the demo city is built only into an empty store"));
+        return Err(EngineError::refused(
+            "store_not_empty",
+            "the demo city is built only into an empty store",
+        ));
     }
     if now < anchor() {
         return Err(EngineError::refused(
             "clock_too_early",
-            format!("the demo city is dated up to {}; the store's clock is at {now}", anchor()),
+            format!(
+                "the demo city is dated up to {}; the store's clock is at {now}",
+                anchor()
+            ),
         ));
     }
     let (n_kg, n_apps) = match scale {
@@ -111,7 +156,11 @@ pub fn build(store: &mut Store, seed: u64, scale: Scale, now: Timestamp) -> Resu
         let n_groups = rng.random_range(3..=5usize);
         let first = rng.random_range(0..=cohorts.len() - n_groups.min(cohorts.len()));
         for c in &cohorts[first..(first + n_groups).min(cohorts.len())] {
-            let language = if rng.random_bool(0.62) { Language::Kk } else { Language::Ru };
+            let language = if rng.random_bool(0.62) {
+                Language::Kk
+            } else {
+                Language::Ru
+            };
             groups.push(GroupRow {
                 kindergarten: id.clone(),
                 name: name.clone(),
@@ -127,15 +176,30 @@ pub fn build(store: &mut Store, seed: u64, scale: Scale, now: Timestamp) -> Resu
     for g in groups {
         merged
             .entry((g.kindergarten.clone(), g.cohort, g.language))
-            .and_modify(|m| m.capacity = (m.capacity + g.capacity).min(crate::command::MAX_GROUP_CAPACITY))
+            .and_modify(|m| {
+                m.capacity = (m.capacity + g.capacity).min(crate::command::MAX_GROUP_CAPACITY)
+            })
             .or_insert(g);
     }
     let groups: Vec<GroupRow> = merged.into_values().collect();
     let capacity: u64 = groups.iter().map(|g| g.capacity as u64).sum();
-    store.execute(&Request { command: Command::AddGroups { groups: groups.clone() }, actor: actor.clone(), reason: Some("demo city".into()) }, now)?;
+    store.execute(
+        &Request {
+            command: Command::AddGroups {
+                groups: groups.clone(),
+            },
+            actor: actor.clone(),
+            reason: Some("demo city".into()),
+        },
+        now,
+    )?;
 
     // Applications, registered between birth and the anchor, numbered in time order.
-    let rules = store.state().rules().cloned().ok_or_else(|| EngineError::refused("no_rules", "no rules"))?;
+    let rules = store
+        .state()
+        .rules()
+        .cloned()
+        .ok_or_else(|| EngineError::refused("no_rules", "no rules"))?;
     let known = |c: &str| rules.category_rank(c).is_some();
     let end = anchor();
     let mut drafts = Vec::with_capacity(n_apps);
@@ -151,24 +215,45 @@ pub fn build(store: &mut Store, seed: u64, scale: Scale, now: Timestamp) -> Resu
         let registered_at = random_instant(&mut rng, from, to.max(from));
         let female = rng.random_bool(0.5);
         let child = Iin::make_valid(birth_date, female, (i as u32) % 10_000);
-        let parent_birth: Date = date(rng.random_range(1978..=2001), rng.random_range(1..=12), rng.random_range(1..=28));
-        let applicant = Iin::make_valid(parent_birth, rng.random_bool(0.7), rng.random_range(0..10_000));
+        let parent_birth: Date = date(
+            rng.random_range(1978..=2001),
+            rng.random_range(1..=12),
+            rng.random_range(1..=28),
+        );
+        let applicant = Iin::make_valid(
+            parent_birth,
+            rng.random_bool(0.7),
+            rng.random_range(0..10_000),
+        );
         let surname = SURNAMES[rng.random_range(0..SURNAMES.len())];
         let category = pick_category(&mut rng, &known);
-        let language = if rng.random_bool(0.62) { Language::Kk } else { Language::Ru };
-        drafts.push((registered_at, RegisterInput {
-            app: None,
-            child_iin: child.to_string(),
-            birth_date,
-            applicant_iin: applicant.to_string(),
-            child_name: Some(format!("{surname} {}", GIVEN[rng.random_range(0..GIVEN.len())])),
-            applicant_name: Some(format!("{surname} {}", GIVEN[rng.random_range(0..GIVEN.len())])),
-            category: Some(category),
-            language: Some(language),
-            email: Some(format!("parent{}@example.kz", i + 1)),
-            phone: Some(format!("+7 701 {:03} {:04}", i / 10_000, i % 10_000)),
-            registered_at: Some(registered_at),
-        }));
+        let language = if rng.random_bool(0.62) {
+            Language::Kk
+        } else {
+            Language::Ru
+        };
+        drafts.push((
+            registered_at,
+            RegisterInput {
+                app: None,
+                child_iin: child.to_string(),
+                birth_date,
+                applicant_iin: applicant.to_string(),
+                child_name: Some(format!(
+                    "{surname} {}",
+                    GIVEN[rng.random_range(0..GIVEN.len())]
+                )),
+                applicant_name: Some(format!(
+                    "{surname} {}",
+                    GIVEN[rng.random_range(0..GIVEN.len())]
+                )),
+                category: Some(category),
+                language: Some(language),
+                email: Some(format!("parent{}@example.kz", i + 1)),
+                phone: Some(format!("+7 701 {:03} {:04}", i / 10_000, i % 10_000)),
+                registered_at: Some(registered_at),
+            },
+        ));
     }
     // Child IINs can collide (same birth date and serial): keep the first of each.
     let mut seen = std::collections::HashSet::new();
@@ -178,7 +263,11 @@ pub fn build(store: &mut Store, seed: u64, scale: Scale, now: Timestamp) -> Resu
         .into_iter()
         .enumerate()
         .map(|(i, (t, mut d))| {
-            d.app = Some(AppNo { year: calendar::local_date(t).year() as u16, seq: 400_000 + i as u32, n: 1 });
+            d.app = Some(AppNo {
+                year: calendar::local_date(t).year() as u16,
+                seq: 400_000 + i as u32,
+                n: 1,
+            });
             (i + 1, d)
         })
         .collect();
@@ -188,14 +277,21 @@ pub fn build(store: &mut Store, seed: u64, scale: Scale, now: Timestamp) -> Resu
     let mut publications = Vec::new();
     let mut places_published = 0u64;
     let mut referrals = 0usize;
-    let allowed = rules.publication_allowed(calendar::local_date(now)).unwrap_or(false);
+    let allowed = rules
+        .publication_allowed(calendar::local_date(now))
+        .unwrap_or(false);
     if allowed {
         let step = (groups.len() / 60).max(1);
         for g in groups.iter().step_by(step) {
             let places = (g.capacity / 4).max(1);
             let recs = store.execute(
                 &Request {
-                    command: Command::Publish { kindergarten: g.kindergarten.clone(), cohort: g.cohort, language: g.language, places },
+                    command: Command::Publish {
+                        kindergarten: g.kindergarten.clone(),
+                        cohort: g.cohort,
+                        language: g.language,
+                        places,
+                    },
                     actor: actor.clone(),
                     reason: Some("demo publication round".into()),
                 },
@@ -221,9 +317,20 @@ pub fn build(store: &mut Store, seed: u64, scale: Scale, now: Timestamp) -> Resu
                 .unwrap_or_default()
                 .into_iter()
                 .map(|k| k.app)
-                .find(|a| store.state().app(*a).is_some_and(|x| x.language == language && x.status == crate::model::Status::Queued));
+                .find(|a| {
+                    store.state().app(*a).is_some_and(|x| {
+                        x.language == language && x.status == crate::model::Status::Queued
+                    })
+                });
             if let Some(app) = first {
-                let req = Request { command: Command::Take { app, publication: p }, actor: actor.clone(), reason: None };
+                let req = Request {
+                    command: Command::Take {
+                        app,
+                        publication: p,
+                    },
+                    actor: actor.clone(),
+                    reason: None,
+                };
                 if store.execute(&req, now).is_ok() {
                     referrals += 1;
                 }

@@ -46,17 +46,28 @@ impl CohortQueue {
         self.by_category.get(category).map_or(0, RankSet::len)
     }
 
-    /// 1-based position of a waiting key.
-    pub fn position(&self, key: &OrderKey) -> Option<u64> {
-        self.all
-            .contains(key)
-            .then(|| self.all.rank(key) as u64 + 1)
+    pub fn contains(&self, key: &OrderKey) -> bool {
+        self.all.contains(key)
+    }
+
+    /// 1-based position of a key the caller knows to be waiting (one rank lookup; a
+    /// membership test would double the cost of the hottest query).
+    pub fn position(&self, key: &OrderKey) -> u64 {
+        debug_assert!(
+            self.all.contains(key),
+            "position of a key that is not waiting"
+        );
+        self.all.rank(key) as u64 + 1
     }
 
     /// 1-based position of a waiting key among its own category.
     pub fn category_position(&self, key: &OrderKey, category: &str) -> Option<u64> {
         let set = self.by_category.get(category)?;
-        set.contains(key).then(|| set.rank(key) as u64 + 1)
+        debug_assert!(
+            set.contains(key),
+            "category position of a key that is not waiting"
+        );
+        Some(set.rank(key) as u64 + 1)
     }
 
     /// How many waiting applications of each category stand ahead of `key`.

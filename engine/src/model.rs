@@ -28,7 +28,8 @@ impl fmt::Display for AppNo {
 impl FromStr for AppNo {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || format!("'{s}' is not an application number of the form UO.<year>.<sequence>.<n>");
+        let bad =
+            || format!("'{s}' is not an application number of the form UO.<year>.<sequence>.<n>");
         let mut parts = s.trim().split('.');
         if parts.next() != Some("UO") {
             return Err(bad());
@@ -36,9 +37,15 @@ impl FromStr for AppNo {
         fn num(p: Option<&str>) -> Option<&str> {
             p.filter(|x| !x.is_empty() && x.len() <= 9 && x.bytes().all(|b| b.is_ascii_digit()))
         }
-        let year: u16 = num(parts.next()).and_then(|x| x.parse().ok()).ok_or_else(bad)?;
-        let seq: u32 = num(parts.next()).and_then(|x| x.parse().ok()).ok_or_else(bad)?;
-        let n: u16 = num(parts.next()).and_then(|x| x.parse().ok()).ok_or_else(bad)?;
+        let year: u16 = num(parts.next())
+            .and_then(|x| x.parse().ok())
+            .ok_or_else(bad)?;
+        let seq: u32 = num(parts.next())
+            .and_then(|x| x.parse().ok())
+            .ok_or_else(bad)?;
+        let n: u16 = num(parts.next())
+            .and_then(|x| x.parse().ok())
+            .ok_or_else(bad)?;
         if parts.next().is_some() || !(1900..=2200).contains(&year) || n == 0 {
             return Err(bad());
         }
@@ -67,7 +74,9 @@ impl FromStr for Language {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         match s.trim().to_lowercase().as_str() {
-            "kk" | "kz" | "kaz" | "қазақ" | "казахский" | "kazakh" => Ok(Language::Kk),
+            "kk" | "kz" | "kaz" | "қазақ" | "казахский" | "kazakh" => {
+                Ok(Language::Kk)
+            }
             "ru" | "rus" | "орыс" | "русский" | "russian" => Ok(Language::Ru),
             _ => Err(format!("'{s}' is not a language: use kk or ru")),
         }

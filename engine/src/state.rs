@@ -133,7 +133,8 @@ impl State {
         }
         for p in self.data.publications.values() {
             if p.phase == Phase::Priority {
-                self.timers.insert((p.free_access_at, Timer::PhaseEnd(p.id)));
+                self.timers
+                    .insert((p.free_access_at, Timer::PhaseEnd(p.id)));
                 *self.priority_free.entry(p.cohort).or_default() += p.places_left as u64;
             }
             if p.places_left > 0 {
@@ -182,7 +183,7 @@ impl State {
         if !app.status.is_waiting() {
             return None;
         }
-        self.queues.get(&app.cohort)?.position(&app.key)
+        Some(self.queues.get(&app.cohort)?.position(&app.key))
     }
 
     /// `category_position`: position among the application's own category in its cohort;
@@ -359,7 +360,10 @@ impl State {
             )));
         }
         if rec.prev_hash != self.data.last_hash {
-            return Err(Self::corrupt(format!("event {} breaks the hash chain", rec.seq)));
+            return Err(Self::corrupt(format!(
+                "event {} breaks the hash chain",
+                rec.seq
+            )));
         }
         if let Some(app) = rec.event.app() {
             if !matches!(rec.event, Event::Registered(_)) {
@@ -642,8 +646,7 @@ impl State {
             let indexed = self
                 .queues
                 .get(&app.cohort)
-                .and_then(|q| q.position(&app.key))
-                .is_some();
+                .is_some_and(|q| q.contains(&app.key));
             if waits != indexed {
                 return Err(format!("{} waiting={waits} but indexed={indexed}", app.id));
             }

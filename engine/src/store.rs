@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::command::{Core, RegisterInput, Request};
 use crate::error::{EngineError, Result};
-use crate::event::{Actor, Event, EventRecord};
+use crate::event::{Actor, EventRecord};
 use crate::rules::RuleSet;
 use crate::state::{Data, State};
 
@@ -106,25 +106,51 @@ impl Store {
     }
 
     /// Creates a store with a rule set and a clock. Refuses if one exists there.
-    pub fn init(path: &Path, files: &std::collections::BTreeMap<String, String>, clock: ClockMode, now: Timestamp, actor: Actor) -> Result<Store> {
+    pub fn init(
+        path: &Path,
+        files: &std::collections::BTreeMap<String, String>,
+        clock: ClockMode,
+        now: Timestamp,
+        actor: Actor,
+    ) -> Result<Store> {
         if Self::exists(path) {
-            return Err(EngineError::refused("store_exists", format!("a store already exists at {}", path.display())));
+            return Err(EngineError::refused(
+                "store_exists",
+                format!("a store already exists at {}", path.display()),
+            ));
         }
         // Check the rules before creating anything on disk.
-        RuleSet::compile(files).map_err(|e| EngineError::invalid("rules_invalid", format!("{e}")))?;
-        std::fs::create_dir_all(path)
-            .map_err(|e| EngineError::internal("storage", format!("cannot create {}: {e}", path.display())))?;
+        RuleSet::compile(files)
+            .map_err(|e| EngineError::invalid("rules_invalid", format!("{e}")))?;
+        std::fs::create_dir_all(path).map_err(|e| {
+            EngineError::internal("storage", format!("cannot create {}: {e}", path.display()))
+        })?;
         let db = open_db(path)?;
-        let config = Config { clock, manual_now: now };
-        let mut store = Store { db, path: path.to_path_buf(), core: Core::default(), config, snapshot_seq: 0, poisoned: false };
+        let config = Config {
+            clock,
+            manual_now: now,
+        };
+        let mut store = Store {
+            db,
+            path: path.to_path_buf(),
+            core: Core::default(),
+            config,
+            snapshot_seq: 0,
+            poisoned: false,
+        };
         let req = Request {
-            command: crate::command::Command::ActivateRules { files: files.clone() },
+            command: crate::command::Command::ActivateRules {
+                files: files.clone(),
+            },
             actor,
             reason: Some("initial rules".into()),
         };
         let recs = store.core.execute(&req, now)?;
         let mut batch = sled::Batch::default();
-        batch.insert(CONFIG_KEY, postcard::to_stdvec(&store.config).expect("plain data"));
+        batch.insert(
+            CONFIG_KEY,
+            postcard::to_stdvec(&store.config).expect("plain data"),
+        );
         for r in &recs {
             batch.insert(&event_key(r.seq), r.encode());
         }
@@ -138,14 +164,23 @@ impl Store {
         if !Self::exists(path) {
             return Err(EngineError::not_found(
                 "no_store",
-                format!("no store at {} (create one with `kezek init` or `kezek demo`)", path.display()),
+                format!(
+                    "no store at {} (create one with `kezek init` or `kezek demo`)",
+                    path.display()
+                ),
             ));
         }
         let db = open_db(path)?;
         let config: Config = match db.get(CONFIG_KEY)? {
-            Some(b) => postcard::from_bytes(&b)
-                .map_err(|e| EngineError::internal("corrupt_store", format!("configuration: {e}")))?,
-            None => return Err(EngineError::internal("corrupt_store", "the store has no configuration")),
+            Some(b) => postcard::from_bytes(&b).map_err(|e| {
+                EngineError::internal("corrupt_store", format!("configuration: {e}"))
+            })?,
+            None => {
+                return Err(EngineError::internal(
+                    "corrupt_store",
+                    "the store has no configuration",
+                ))
+            }
         };
         let data: Data = match db.get(SNAPSHOT_KEY)? {
             Some(b) => postcard::from_bytes(&b)
@@ -157,13 +192,22 @@ impl Store {
         for rec in Self::records_in(&db, snapshot_seq + 1) {
             core.state.apply(&rec?)?;
         }
-        Ok(Store { db, path: path.to_path_buf(), core, config, snapshot_seq, poisoned: false })
+        Ok(Store {
+            db,
+            path: path.to_path_buf(),
+            core,
+            config,
+            snapshot_seq,
+            poisoned: false,
+        })
     }
 
     fn records_in(db: &sled::Db, from: u64) -> impl Iterator<Item = Result<EventRecord>> + '_ {
         db.range(event_key(from)..event_key(u64::MAX)).map(|kv| {
             let (_, v) = kv?;
-            EventRecord::decode(&v).map_err(|e| EngineError::internal("corrupt_log", format!("undecodable event: {e}")))
+            EventRecord::decode(&v).map_err(|e| {
+                EngineError::internal("corrupt_log", format!("undecodable event: {e}"))
+            })
         })
     }
 
@@ -173,8 +217,12 @@ impl Store {
     }
 
     pub fn record(&self, seq: u64) -> Result<EventRecord> {
-        let v = self.db.get(event_key(seq))?.ok_or_else(|| EngineError::not_found("unknown_event", format!("no event {seq}")))?;
-        EventRecord::decode(&v).map_err(|e| EngineError::internal("corrupt_log", format!("event {seq}: {e}")))
+        let v = self
+            .db
+            .get(event_key(seq))?
+            .ok_or_else(|| EngineError::not_found("unknown_event", format!("no event {seq}")))?;
+        EventRecord::decode(&v)
+            .map_err(|e| EngineError::internal("corrupt_log", format!("event {seq}: {e}")))
     }
 
     pub fn path(&self) -> &Path {
@@ -204,7 +252,10 @@ impl Store {
 
     fn check_poison(&self) -> Result<()> {
         if self.poisoned {
-            return Err(EngineError::internal("poisoned", "a write failed earlier: reopen the store"));
+            return Err(EngineError::internal(
+                "poisoned",
+                "a write failed earlier: reopen the store",
+            ));
         }
         Ok(())
     }
@@ -219,9 +270,15 @@ impl Store {
             batch.insert(&event_key(r.seq), r.encode());
         }
         if config {
-            batch.insert(CONFIG_KEY, postcard::to_stdvec(&self.config).expect("plain data"));
+            batch.insert(
+                CONFIG_KEY,
+                postcard::to_stdvec(&self.config).expect("plain data"),
+            );
         }
-        let res = self.db.apply_batch(batch).and_then(|_| self.db.flush().map(|_| ()));
+        let res = self
+            .db
+            .apply_batch(batch)
+            .and_then(|_| self.db.flush().map(|_| ()));
         if let Err(e) = res {
             self.poisoned = true;
             return Err(e.into());
@@ -270,12 +327,18 @@ impl Store {
     pub fn tick_to(&mut self, to: Timestamp) -> Result<Vec<EventRecord>> {
         self.check_poison()?;
         if self.config.clock != ClockMode::Manual {
-            return Err(EngineError::refused("system_clock", "this store follows the system clock; only a manual clock can be moved"));
+            return Err(EngineError::refused(
+                "system_clock",
+                "this store follows the system clock; only a manual clock can be moved",
+            ));
         }
         if to < self.config.manual_now {
             return Err(EngineError::refused(
                 "clock_backwards",
-                format!("the clock is at {}; it cannot go back to {to}", self.config.manual_now),
+                format!(
+                    "the clock is at {}; it cannot go back to {to}",
+                    self.config.manual_now
+                ),
             ));
         }
         let recs = match self.core.advance(to) {
@@ -293,38 +356,36 @@ impl Store {
     /// Registers many applications: every row is checked first (a bad row refuses the
     /// whole import, naming the row), then records are committed in groups of
     /// [`IMPORT_GROUP_EVENTS`]. `rows` pairs each input with the row number to report.
-    pub fn import_applications(&mut self, rows: &[(usize, RegisterInput)], actor: &Actor, now: Timestamp) -> Result<usize> {
+    pub fn import_applications(
+        &mut self,
+        rows: &[(usize, RegisterInput)],
+        actor: &Actor,
+        now: Timestamp,
+    ) -> Result<usize> {
         self.check_poison()?;
         if rows.len() > MAX_IMPORT_ROWS {
-            return Err(EngineError::invalid("too_many_rows", format!("at most {MAX_IMPORT_ROWS} rows per import")));
+            return Err(EngineError::invalid(
+                "too_many_rows",
+                format!("at most {MAX_IMPORT_ROWS} rows per import"),
+            ));
         }
         self.advance(now)?;
-        let mut children = std::collections::HashSet::new();
-        let mut max_seq = 0;
-        let mut regs = Vec::with_capacity(rows.len());
-        for (row, input) in rows {
-            let reg = self
-                .core
-                .check_registration(input, now, &mut children, &mut max_seq)
-                .map_err(|e| EngineError { message: format!("row {row}: {}", e.message), ..e })?;
-            regs.push(reg);
-        }
-        for chunk in regs.chunks(IMPORT_GROUP_EVENTS) {
-            let mut recs = Vec::with_capacity(chunk.len());
-            for reg in chunk {
-                let rec = self.core.seal(now, actor, Some("import"), Event::Registered(Box::new(reg.clone())));
-                if let Err(e) = self.core.state.apply(&rec) {
-                    self.poisoned = true;
-                    return Err(e);
-                }
-                recs.push(rec);
+        let recs = match self.core.import_applications(rows, actor, now) {
+            Ok(r) => r,
+            // A refusal happens before anything is applied: the state is untouched.
+            Err(e) if e.kind != crate::error::ErrorKind::Internal => return Err(e),
+            Err(e) => {
+                self.poisoned = true;
+                return Err(e);
             }
-            self.persist(&recs, false)?;
+        };
+        for chunk in recs.chunks(IMPORT_GROUP_EVENTS) {
+            self.persist(chunk, false)?;
         }
         if self.core.state.data.last_seq > self.snapshot_seq {
             self.checkpoint()?;
         }
-        Ok(regs.len())
+        Ok(recs.len())
     }
 
     /// Replays the whole log from empty, with `visit` called after each record.
@@ -365,14 +426,20 @@ impl Store {
             report.events += 1;
             if rec.seq != expect_seq || rec.prev_hash != prev {
                 report.chain_ok = false;
-                report.problems.push(format!("event {} does not follow event {} in the chain", rec.seq, expect_seq - 1));
+                report.problems.push(format!(
+                    "event {} does not follow event {} in the chain",
+                    rec.seq,
+                    expect_seq - 1
+                ));
                 break;
             }
             prev = rec.hash();
             expect_seq += 1;
             if let Err(e) = state.apply(&rec) {
                 report.replay_matches = false;
-                report.problems.push(format!("replay failed at event {}: {}", rec.seq, e.message));
+                report
+                    .problems
+                    .push(format!("replay failed at event {}: {}", rec.seq, e.message));
                 break;
             }
             if rec.seq == self.snapshot_seq {
@@ -381,20 +448,30 @@ impl Store {
         }
         if report.replay_matches && state.digest() != self.core.state.digest() {
             report.replay_matches = false;
-            report.problems.push("the state replayed from the log differs from the live state".into());
+            report
+                .problems
+                .push("the state replayed from the log differs from the live state".into());
         }
         if let Some(b) = self.db.get(SNAPSHOT_KEY)? {
             match postcard::from_bytes::<Data>(&b) {
                 Ok(snap) => {
-                    let snap_digest = EventRecord::hash_bytes(&postcard::to_stdvec(&snap).expect("plain data"));
-                    if snapshot_digest.is_some_and(|d| d != snap_digest) || snapshot_digest.is_none() && snap.last_seq != 0 {
+                    let snap_digest =
+                        EventRecord::hash_bytes(&postcard::to_stdvec(&snap).expect("plain data"));
+                    if snapshot_digest.is_some_and(|d| d != snap_digest)
+                        || snapshot_digest.is_none() && snap.last_seq != 0
+                    {
                         report.snapshot_matches = false;
-                        report.problems.push(format!("the snapshot at event {} differs from the replay", snap.last_seq));
+                        report.problems.push(format!(
+                            "the snapshot at event {} differs from the replay",
+                            snap.last_seq
+                        ));
                     }
                 }
                 Err(e) => {
                     report.snapshot_matches = false;
-                    report.problems.push(format!("the snapshot does not decode: {e}"));
+                    report
+                        .problems
+                        .push(format!("the snapshot does not decode: {e}"));
                 }
             }
         }

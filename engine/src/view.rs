@@ -118,9 +118,9 @@ pub fn card_summary(state: &State, a: &Application) -> Card {
 /// The full card, with its history read from the log.
 pub fn card(store: &Store, id: AppNo) -> Result<Card> {
     let state = store.state();
-    let a = state
-        .app(id)
-        .ok_or_else(|| EngineError::not_found("unknown_application", format!("no application {id}")))?;
+    let a = state.app(id).ok_or_else(|| {
+        EngineError::not_found("unknown_application", format!("no application {id}"))
+    })?;
     let mut c = card_summary(state, a);
     for seq in &a.history {
         c.history.push(history_entry(&store.record(*seq)?));
@@ -136,13 +136,25 @@ pub struct QueuePage {
 
 /// A page of a cohort queue (optionally one category), in queue order. `from` is the
 /// 1-based queue position of the first item.
-pub fn queue_page(state: &State, cohort: i32, category: Option<&str>, from: u64, limit: u64) -> QueuePage {
+pub fn queue_page(
+    state: &State,
+    cohort: i32,
+    category: Option<&str>,
+    from: u64,
+    limit: u64,
+) -> QueuePage {
     let Some(q) = state.queue(cohort) else {
-        return QueuePage { total: 0, items: Vec::new() };
+        return QueuePage {
+            total: 0,
+            items: Vec::new(),
+        };
     };
     let start = from.saturating_sub(1) as usize;
     let (total, keys) = match category {
-        Some(c) => (q.category_len(c) as u64, q.category_page(c, start, limit as usize)),
+        Some(c) => (
+            q.category_len(c) as u64,
+            q.category_page(c, start, limit as usize),
+        ),
         None => (q.len() as u64, q.page(start, limit as usize)),
     };
     let items = keys
@@ -215,29 +227,54 @@ pub struct Explanation {
     pub moves: Vec<Move>,
 }
 
-fn why(ev: &Event, me: AppNo, subject: Option<AppNo>, from: Option<u64>, to: Option<u64>, category: Option<&str>) -> String {
+fn why(
+    ev: &Event,
+    me: AppNo,
+    subject: Option<AppNo>,
+    from: Option<u64>,
+    to: Option<u64>,
+    category: Option<&str>,
+) -> String {
     let mine = subject == Some(me);
     let up = matches!((from, to), (Some(f), Some(t)) if t < f);
     match ev {
         Event::Registered(_) if mine => "registered".into(),
-        Event::Registered(r) => format!("an application of category {} registered ahead", r.category),
-        Event::ReferralIssued { .. } if mine => "took a place: left the queue with a referral".into(),
+        Event::Registered(r) => {
+            format!("an application of category {} registered ahead", r.category)
+        }
+        Event::ReferralIssued { .. } if mine => {
+            "took a place: left the queue with a referral".into()
+        }
         Event::ReferralIssued { .. } => "someone ahead took a place".into(),
-        Event::ReferralRecalled { .. } if mine => "recalled the referral: back at the position the order gives".into(),
+        Event::ReferralRecalled { .. } if mine => {
+            "recalled the referral: back at the position the order gives".into()
+        }
         Event::ReferralRecalled { .. } => "a recall put someone back ahead".into(),
-        Event::ReferralExpired { .. } if mine => "the referral expired: back in the queue on the stop-list".into(),
-        Event::ReferralExpired { .. } => "an expired referral put someone back ahead (on the stop-list)".into(),
+        Event::ReferralExpired { .. } if mine => {
+            "the referral expired: back in the queue on the stop-list".into()
+        }
+        Event::ReferralExpired { .. } => {
+            "an expired referral put someone back ahead (on the stop-list)".into()
+        }
         Event::Withdrawn { .. } if mine => "withdrawn".into(),
         Event::Withdrawn { .. } => "an application ahead was withdrawn".into(),
         Event::Enrolled { .. } => "enrolled".into(),
-        Event::CategoryChanged { category, .. } if mine => format!("own category changed to {category}"),
+        Event::CategoryChanged { category, .. } if mine => {
+            format!("own category changed to {category}")
+        }
         Event::CategoryChanged { category, .. } => format!(
             "an application changed category to {category} and moved {}",
             if up { "behind" } else { "ahead" }
         ),
-        Event::BenefitCancelled { .. } if mine => "benefit not confirmed: moved to the general queue with the original date".into(),
-        Event::BenefitCancelled { .. } => "a benefit ahead was not confirmed and that application moved behind".into(),
-        Event::RulesActivated { version, .. } => format!("rules version {version} re-ranked the queue"),
+        Event::BenefitCancelled { .. } if mine => {
+            "benefit not confirmed: moved to the general queue with the original date".into()
+        }
+        Event::BenefitCancelled { .. } => {
+            "a benefit ahead was not confirmed and that application moved behind".into()
+        }
+        Event::RulesActivated { version, .. } => {
+            format!("rules version {version} re-ranked the queue")
+        }
         _ => format!("{} ({})", ev.name(), category.unwrap_or("")),
     }
 }
@@ -246,12 +283,18 @@ fn why(ev: &Event, me: AppNo, subject: Option<AppNo>, from: Option<u64>, to: Opt
 /// that moved it (by replaying the log with the same `apply` and comparing positions).
 pub fn explain(store: &Store, id: AppNo) -> Result<Explanation> {
     let state = store.state();
-    let a = state
-        .app(id)
-        .ok_or_else(|| EngineError::not_found("unknown_application", format!("no application {id}")))?;
+    let a = state.app(id).ok_or_else(|| {
+        EngineError::not_found("unknown_application", format!("no application {id}"))
+    })?;
     let order: BTreeMap<&str, i64> = state
         .rules()
-        .map(|r| r.params().categories.iter().map(|c| (c.code.as_str(), c.rank)).collect())
+        .map(|r| {
+            r.params()
+                .categories
+                .iter()
+                .map(|c| (c.code.as_str(), c.rank))
+                .collect()
+        })
         .unwrap_or_default();
     let mut ahead: Vec<(String, u64)> = if a.status.is_waiting() {
         state
