@@ -223,7 +223,8 @@ impl Core {
                 "reason: required for this action",
             ));
         }
-        let events = self.decide(&req.command, now)?;
+        // Rule calls share one big stack instead of growing one per call.
+        let events = RuleSet::with_stack(|| self.decide(&req.command, now))?;
         let mut out = Vec::with_capacity(events.len());
         for event in events {
             self.push(&mut out, now, &req.actor, reason.as_deref(), event)?;
@@ -826,12 +827,13 @@ impl Core {
         if a.status != Status::Queued {
             return Ok(Vec::new());
         }
-        Ok(self
-            .state
-            .open_publications(a.cohort, a.language)
-            .into_iter()
-            .filter(|p| self.may_take(a, p, now).is_ok())
-            .collect())
+        Ok(RuleSet::with_stack(|| {
+            self.state
+                .open_publications(a.cohort, a.language)
+                .into_iter()
+                .filter(|p| self.may_take(a, p, now).is_ok())
+                .collect()
+        }))
     }
 }
 

@@ -171,7 +171,7 @@ mod tests {
             Iin::parse_child(good.as_str(), date(2014, 3, 1)),
             Err(IinError::BirthDateMismatch { .. })
         ));
-        // The public NCA test certificates' IIN fails the check digit (domain.md §7).
-        assert_eq!(Iin::parse("123456789011"), Err(IinError::BirthDate));
+        // The public NCA test certificates' IIN is not a valid typed IIN (domain.md §7).
+        assert_eq!(Iin::parse("123456789011"), Err(IinError::Century));
     }
 }

@@ -5,10 +5,12 @@
 
 pub mod calendar;
 pub mod command;
+pub mod console;
 pub mod demo;
 pub mod error;
 pub mod event;
 pub mod iin;
+pub mod impact;
 pub mod import;
 pub mod index;
 pub mod model;

@@ -710,19 +710,21 @@ pub fn rerank(
     rules: &RuleSet,
     apps: &BTreeMap<AppNo, Application>,
 ) -> std::result::Result<Vec<(AppNo, i32, OrderKey)>, crate::rules::RuleError> {
-    apps.values()
-        .map(|a| {
-            let id = a.id.to_string();
-            let facts = AppFacts {
-                id: &id,
-                category: &a.category,
-                language: a.language.code(),
-                birth_date: a.birth_date,
-                registered_at: a.registered_at,
-            };
-            let key = rules.order_key(&facts)?;
-            let cohort = rules.cohort(&facts)?;
-            Ok((a.id, cohort, OrderKey::new(&key, a.id)))
-        })
-        .collect()
+    RuleSet::with_stack(|| {
+        apps.values()
+            .map(|a| {
+                let id = a.id.to_string();
+                let facts = AppFacts {
+                    id: &id,
+                    category: &a.category,
+                    language: a.language.code(),
+                    birth_date: a.birth_date,
+                    registered_at: a.registered_at,
+                };
+                let key = rules.order_key(&facts)?;
+                let cohort = rules.cohort(&facts)?;
+                Ok((a.id, cohort, OrderKey::new(&key, a.id)))
+            })
+            .collect()
+    })
 }
