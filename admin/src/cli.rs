@@ -208,6 +208,11 @@ pub enum Cmd {
         #[arg(long)]
         by: Option<String>,
     },
+    /// Certificates and XML signatures (NCA RK): trust store, inspect, verify, test tools.
+    Pki {
+        #[command(subcommand)]
+        what: crate::pki_cli::PkiCmd,
+    },
     /// Rule sets: check, activate, show.
     Rules {
         #[command(subcommand)]
@@ -217,6 +222,17 @@ pub enum Cmd {
     Audit {
         #[command(subcommand)]
         what: AuditCmd,
+    },
+    /// Serve the web console and the JSON API (creates the store and the demo city if the
+    /// data folder holds none).
+    Serve {
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+    },
+    /// Accounts of the web console: add a user, print an API token.
+    Admin {
+        #[command(subcommand)]
+        what: crate::web::AdminCmd,
     },
 }
 
@@ -791,6 +807,7 @@ pub fn run(cli: Cli) -> Out {
                 );
             }
         }
+        Cmd::Pki { what } => crate::pki_cli::run(data, what)?,
         Cmd::Rules { what } => match what {
             RulesCmd::Check { dir } => {
                 let files = read_rules(&dir)?;
@@ -904,6 +921,8 @@ pub fn run(cli: Cli) -> Out {
                 });
             }
         }
+        Cmd::Serve { listen } => crate::web::serve(data, &listen)?,
+        Cmd::Admin { what } => crate::web::admin::run(data, what)?,
     }
     Ok(())
 }

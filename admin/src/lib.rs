@@ -4,3 +4,5 @@
 
 pub mod cli;
 pub mod output;
+pub mod pki_cli;
+pub mod web;

@@ -789,8 +789,20 @@ fn a_journal_with_one_bad_row_is_refused_whole() {
     // checks, and applying the second fails as an internal error (exit 1, code
     // `corrupt_log`, "registered twice") instead of a refusal naming the row. Asserted
     // here: it fails and imports nothing.
-    let dup = journal_row("UO.2019.1.1", date(2018, 5, 12), 3, "2019-01-17 09:30", "general", "queued", "kk");
-    let r = k.run(&["import", "applications", &k.write("dup.csv", &format!("{header}{good1}{good2}{dup}"))]);
+    let dup = journal_row(
+        "UO.2019.1.1",
+        date(2018, 5, 12),
+        3,
+        "2019-01-17 09:30",
+        "general",
+        "queued",
+        "kk",
+    );
+    let r = k.run(&[
+        "import",
+        "applications",
+        &k.write("dup.csv", &format!("{header}{good1}{good2}{dup}")),
+    ]);
     assert_ne!(r.code, 0, "{r:?}");
     k.fails(&["show", "UO.2019.1.1"], 4, "unknown_application");
     assert_eq!(k.snapshot(&[2018], &[]), before);
@@ -1325,7 +1337,10 @@ fn cancel_benefit_moves_to_general_with_the_original_date() {
     let t1 = k.register(b, 3, "teacher", "kk");
     k.ok(&["tick", "--by", "1h"]);
     let g2 = k.register(b, 4, "general", "kk");
-    assert_eq!(k.queue_ids(2022), [lf.as_str(), t1.as_str(), g1.as_str(), g2.as_str()]);
+    assert_eq!(
+        k.queue_ids(2022),
+        [lf.as_str(), t1.as_str(), g1.as_str(), g2.as_str()]
+    );
 
     k.ok(&["cancel-benefit", &lf, "--reason", "справка не подтверждена"]);
     let c = k.card(&lf);
@@ -1333,7 +1348,10 @@ fn cancel_benefit_moves_to_general_with_the_original_date() {
     assert_eq!(c["registered_at"], "2026-12-02T05:00:00Z");
     assert_eq!(c["category_position"], 0);
     // Behind the general application registered earlier, ahead of the later one.
-    assert_eq!(k.queue_ids(2022), [t1.as_str(), g1.as_str(), lf.as_str(), g2.as_str()]);
+    assert_eq!(
+        k.queue_ids(2022),
+        [t1.as_str(), g1.as_str(), lf.as_str(), g2.as_str()]
+    );
     let h = c["history"].as_array().unwrap().last().unwrap().clone();
     assert_eq!(
         (h["event"].as_str(), h["reason"].as_str()),
@@ -1364,7 +1382,10 @@ fn cancel_benefit_moves_to_general_with_the_original_date() {
     );
     assert_eq!(c["referral"], Value::Null);
     // General now, registered at the same instant as lf but numbered after it.
-    assert_eq!(k.queue_ids(2022), [g1.as_str(), lf.as_str(), t1.as_str(), g2.as_str()]);
+    assert_eq!(
+        k.queue_ids(2022),
+        [g1.as_str(), lf.as_str(), t1.as_str(), g2.as_str()]
+    );
     k.verify();
 }
 
@@ -1702,7 +1723,13 @@ fn rules_check_show_and_activate() {
     let s = k.json(&["rules", "show"]);
     assert_eq!(s["version"], 2);
     assert_eq!(s["reason"], "приказ № 1");
-    let lf_def = s["categories"].as_array().unwrap().iter().find(|c| c["code"] == "large_family").unwrap().clone();
+    let lf_def = s["categories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["code"] == "large_family")
+        .unwrap()
+        .clone();
     assert_eq!(lf_def["rank"], 8);
     assert_eq!(
         s["history"]

@@ -1,0 +1,20 @@
+//! The web console and its JSON API (`kezek serve`).
+//!
+//! - [`server`]: the shared state ([`App`]), the router with its limits, the clock
+//!   ticker, `kezek serve`.
+//! - [`api`]: the JSON API under `/api/` and its OpenAPI document.
+//! - [`accounts`]: accounts, roles, API tokens (`DATA/web/accounts.json`).
+//! - [`audit`]: the web layer's audit log (`DATA/web/audit.jsonl`).
+//! - [`admin`]: `kezek admin add-user` and `kezek admin token`.
+//! - [`error`]: the JSON errors and the mapping of engine errors to HTTP statuses.
+
+pub mod accounts;
+pub mod admin;
+pub mod api;
+pub mod audit;
+pub mod error;
+pub mod server;
+
+pub use accounts::{Accounts, Caller, Role};
+pub use admin::AdminCmd;
+pub use server::{router, serve, spawn_ticker, App, Limits};
