@@ -33,6 +33,10 @@ fn now() -> Timestamp {
 }
 
 fn env() -> Env {
+    env_with(Limits::default())
+}
+
+fn env_with(limits: Limits) -> Env {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("data");
     let mut store = Store::init(
@@ -44,7 +48,7 @@ fn env() -> Env {
     )
     .unwrap();
     demo::build(&mut store, 1, Scale::Small, now()).unwrap();
-    let app = App::new(store, Limits::default()).unwrap();
+    let app = App::new(store, limits).unwrap();
     let mut tokens = Vec::new();
     for (name, role) in [
         ("vera", Role::Viewer),
@@ -1225,6 +1229,33 @@ async fn limits_on_bodies() {
     let body = Body::from_stream(futures_util::stream::iter(chunks));
     let r = raw(&e.router, "POST", "/api/console", Some(&e.viewer), body).await;
     is_error(&r, StatusCode::PAYLOAD_TOO_LARGE, "too_large");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_over_the_time_limit_is_a_json_408() {
+    let e = env_with(Limits {
+        request_timeout: Duration::from_millis(300),
+        console: kezek_engine::console::Limits {
+            max_operations: 0,
+            max_time: Duration::from_secs(3),
+            ..Default::default()
+        },
+        ..Limits::default()
+    });
+    let started = Instant::now();
+    let r = post(&e, "/api/console", &e.viewer, json!({"script": "loop {}"})).await;
+    is_error(&r, StatusCode::REQUEST_TIMEOUT, "timeout");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    // The ticker runs beside the requests (a manual clock: nothing falls due).
+    let ticker = web::spawn_ticker(e.app.clone());
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(get(&e, "/api/me", &e.viewer).await.0, StatusCode::OK);
+    assert_eq!(e.app.advance_due().unwrap(), 0);
+    ticker.abort();
 }
 
 #[tokio::test]

@@ -2,7 +2,7 @@
 //! change anything.
 //!
 //! A script runs in its own raw [`rhai::Engine`] with pure packages only (no time, no
-//! `sleep`, no printing to the terminal, no modules, no `eval`, no closures) and the
+//! `sleep`, no printing to the terminal, no modules, no `eval`) and the
 //! [`Limits`]: operations, call levels, expression depth, string / array / map sizes,
 //! variables, functions, script size, wall-clock time (checked on every operation, so a
 //! `loop {}` stops after [`Limits::max_time`]) and the size of the result.
@@ -83,7 +83,8 @@ pub struct Limits {
     pub max_string_size: usize,
     /// Elements of an array (nested arrays count together).
     pub max_array_size: usize,
-    /// Entries of a map (nested maps count together).
+    /// Entries of a map (nested maps count together: a page of 1,000 cards holds about
+    /// 21,000 entries).
     pub max_map_size: usize,
     pub max_variables: usize,
     pub max_functions: usize,
@@ -91,7 +92,8 @@ pub struct Limits {
     pub max_script_bytes: usize,
     /// Bytes of the result rendered as JSON.
     pub max_output_bytes: usize,
-    /// Array elements and map entries in the result, all levels together.
+    /// Array elements in the result, all levels together (map entries count towards the
+    /// bytes).
     pub max_output_items: usize,
     /// Nesting of arrays and maps in the result.
     pub max_output_depth: usize,
@@ -112,7 +114,7 @@ impl Default for Limits {
             max_function_expr_depth: 32,
             max_string_size: 1024 * 1024,
             max_array_size: 10_000,
-            max_map_size: 10_000,
+            max_map_size: 250_000,
             max_variables: 1_000,
             max_functions: 100,
             max_script_bytes: 64 * 1024,
@@ -419,7 +421,6 @@ fn build_engine(
         .set_max_map_size(limits.max_map_size)
         .set_max_variables(limits.max_variables)
         .set_max_functions(limits.max_functions)
-        .set_allow_anonymous_fn(false)
         .disable_symbol("eval");
     let (max_lines, max_bytes) = (limits.max_print_lines, limits.max_print_bytes);
     let sink = move |line: String| {
@@ -502,7 +503,7 @@ impl Render<'_> {
         EngineError::invalid(
             "console_output_too_large",
             format!(
-                "the result is too large: {what} (at most {} items, {} bytes of JSON, {} levels of nesting)",
+                "the result is too large: {what} (at most {} array items, {} bytes of JSON, {} levels of nesting)",
                 self.limits.max_output_items, self.limits.max_output_bytes, self.limits.max_output_depth
             ),
         )
@@ -557,7 +558,7 @@ impl Render<'_> {
             return Ok(Value::Array(out));
         }
         if let Some(m) = d.read_lock::<Map>() {
-            self.count(m.len(), 2)?;
+            self.count(0, 2)?;
             let mut out = serde_json::Map::new();
             for (k, x) in m.iter() {
                 self.count(0, k.len() + 4)?;
@@ -714,6 +715,19 @@ mod tests {
                 >= 2
         );
         assert!(go(&st, "publications()").unwrap().result.is_array());
+        // Closures for filters.
+        let n = go(
+            &st,
+            &format!("queue({c}, 1, 1000).filter(|a| a.category == \"general\").len()"),
+        )
+        .unwrap()
+        .result;
+        let expected = st.queue(c).unwrap().category_len("general").min(1000) as i64;
+        assert!(n.as_i64().unwrap() <= expected && n.as_i64().unwrap() > 0);
+        let ids = go(&st, &format!("queue({c}, 1, 2).map(|a| a.id)"))
+            .unwrap()
+            .result;
+        assert_eq!(ids.as_array().unwrap().len(), 2);
     }
 
     #[test]
@@ -726,6 +740,21 @@ mod tests {
             "{e:?}"
         );
         assert!(t.elapsed() < Duration::from_secs(5));
+        // Without an operation limit, the wall clock stops it.
+        let t = Instant::now();
+        let unlimited = Limits {
+            max_operations: 0,
+            max_time: Duration::from_millis(300),
+            ..Limits::default()
+        };
+        let e = run(
+            st.clone(),
+            "let n = 0; loop { n += count(2021); }",
+            &unlimited,
+        )
+        .unwrap_err();
+        assert_eq!(e.code, "console_time_limit", "{e:?}");
+        assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
         assert_eq!(go(&st, "eval(\"1\")").unwrap_err().code, "console_syntax");
         assert_eq!(go(&st, "let x = ").unwrap_err().code, "console_syntax");
         let e = go(&st, "let a = []; for i in 0..20000 { a.push(i) } a").unwrap_err();

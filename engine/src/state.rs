@@ -286,8 +286,8 @@ impl State {
         Ok(())
     }
 
-    /// Closes a referral: the place goes back to its publication unless it was used.
-    fn close_referral(&mut self, ref_id: u64, to: ReferralState) -> Result<()> {
+    /// Closes a referral of `app`: the place goes back to its publication unless it was used.
+    fn close_referral(&mut self, ref_id: u64, app: AppNo, to: ReferralState) -> Result<()> {
         let r = self
             .data
             .referrals
@@ -295,6 +295,9 @@ impl State {
             .ok_or_else(|| Self::corrupt(format!("unknown referral {ref_id}")))?;
         if r.state != ReferralState::Active {
             return Err(Self::corrupt(format!("referral {ref_id} is not active")));
+        }
+        if r.app != app {
+            return Err(Self::corrupt(format!("referral {ref_id} is not {app}'s")));
         }
         r.state = to;
         let (valid_until, pub_id) = (r.valid_until, r.publication);
@@ -523,6 +526,11 @@ impl State {
                 recall_until,
                 phase,
             } => {
+                if self.app(*app).map(|a| a.status) != Some(Status::Queued)
+                    || self.data.referrals.contains_key(referral)
+                {
+                    return Err(Self::corrupt(format!("referral {referral} cannot go to {app}")));
+                }
                 self.adjust_places(*publication, -1)?;
                 let kindergarten = self.data.publications[publication].kindergarten.clone();
                 self.dequeue(*app)?;
@@ -562,7 +570,7 @@ impl State {
                 self.timers.insert((*valid_until, Timer::Expire(*referral)));
             }
             Event::ReferralRecalled { referral, app } => {
-                self.close_referral(*referral, ReferralState::Recalled)?;
+                self.close_referral(*referral, *app, ReferralState::Recalled)?;
                 let a = self.app_mut(*app)?;
                 a.status = Status::Queued;
                 a.referral = None;
@@ -575,7 +583,7 @@ impl State {
                 app,
                 stop_listed_until,
             } => {
-                self.close_referral(*referral, ReferralState::Expired)?;
+                self.close_referral(*referral, *app, ReferralState::Expired)?;
                 self.app_mut(*app)?.referral = None;
                 self.set_stop_list(*app, Some(*stop_listed_until))?;
                 self.enqueue(*app)?;
@@ -588,7 +596,7 @@ impl State {
                 key,
             } => {
                 if let Some(r) = referral {
-                    self.close_referral(*r, ReferralState::Cancelled)?;
+                    self.close_referral(*r, *app, ReferralState::Cancelled)?;
                     let a = self.app_mut(*app)?;
                     a.referral = None;
                     a.status = Status::Queued;
@@ -600,14 +608,14 @@ impl State {
                 }
             }
             Event::Enrolled { referral, app } => {
-                self.close_referral(*referral, ReferralState::Used)?;
+                self.close_referral(*referral, *app, ReferralState::Used)?;
                 let a = self.app_mut(*app)?;
                 a.status = Status::Enrolled;
                 a.referral = None;
             }
             Event::Withdrawn { app, referral } => {
                 if let Some(r) = referral {
-                    self.close_referral(*r, ReferralState::Withdrawn)?;
+                    self.close_referral(*r, *app, ReferralState::Withdrawn)?;
                 } else if self.app(*app).is_some_and(|a| a.status.is_waiting()) {
                     self.dequeue(*app)?;
                 }

@@ -106,8 +106,13 @@ fn clear_half_written_sled_snapshot(k: &Kezek) -> usize {
 /// `audit verify --json` after a kill: (exit code, report).
 fn audit(k: &Kezek) -> (i32, serde_json::Value) {
     let r = k.run(&["audit", "verify", "--json"]);
-    let v: serde_json::Value = serde_json::from_str(&r.stdout)
-        .unwrap_or_else(|e| panic!("audit printed no JSON ({e}): {r:?}"));
+    // On failure the command prints the report and then the error object: two JSON
+    // documents in a row (reported). Read the first.
+    let v: serde_json::Value = serde_json::Deserializer::from_str(&r.stdout)
+        .into_iter()
+        .next()
+        .and_then(Result::ok)
+        .unwrap_or_else(|| panic!("audit printed no JSON: {r:?}"));
     (r.code, v)
 }
 
@@ -150,9 +155,11 @@ fn kill_during_a_bulk_import() {
     for round in 0..ROUNDS {
         let k = Kezek::init(NOW);
         let file = k.write("journal.csv", &csv);
-        // Kill somewhere in the first 110% of the import's run time.
+        // Kill between 30% and 110% of the import's run time (reading and checking the
+        // rows comes first; the groups are written in the last part).
+        let ms = took.as_millis() as u64;
         let delay =
-            Duration::from_millis(rng.range(20, (took.as_millis() as u64 * 11 / 10).max(40)));
+            Duration::from_millis(rng.range(ms * 3 / 10, (ms * 11 / 10).max(ms * 3 / 10 + 1)));
         let mut child = k.spawn(&["import", "applications", &file]);
         std::thread::sleep(delay);
         let done = match child.try_wait().unwrap() {

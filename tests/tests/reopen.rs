@@ -700,7 +700,14 @@ fn a_corrupted_snapshot_is_detected_not_a_panic() {
 /// Every single-byte corruption of every stored event (three ways per byte) is refused by
 /// decoding or by `State::apply` with an error: never a panic. Run in memory (decode and
 /// apply are what `Store::open`, `replay` and `verify` run) so that it can try every byte.
-const MASKS: [u8; 3] = [0x01, 0x80, 0xff];
+/// The bit patterns each byte is flipped with; `KEZEK_FLIP_ALL=1` tries all 255.
+fn masks() -> Vec<u8> {
+    if std::env::var_os("KEZEK_FLIP_ALL").is_some() {
+        (1..=255).collect()
+    } else {
+        vec![0x01, 0x80, 0xff]
+    }
+}
 
 #[test]
 fn every_flipped_byte_of_the_log_is_an_error_not_a_panic() {
@@ -724,7 +731,7 @@ fn every_flipped_byte_of_the_log_is_an_error_not_a_panic() {
             if is_rules && pos % 53 != 0 {
                 continue;
             }
-            for mask in MASKS {
+            for mask in masks() {
                 let mut bad = bytes.clone();
                 bad[pos] ^= mask;
                 let result = catch_unwind(AssertUnwindSafe(|| -> Result<(), String> {
@@ -750,9 +757,13 @@ fn every_flipped_byte_of_the_log_is_an_error_not_a_panic() {
             }
         }
     }
+    let mut sites: BTreeMap<&str, usize> = BTreeMap::new();
+    for p in &panics {
+        *sites.entry(p.1).or_default() += 1;
+    }
     assert!(
         panics.is_empty(),
-        "{} corruptions panicked (event seq and name, byte, mask), first: {:?}",
+        "{} corruptions panicked, by event {sites:?} (event seq and name, byte, mask), first: {:?}",
         panics.len(),
         &panics[..panics.len().min(20)]
     );

@@ -1,9 +1,15 @@
 //! The JSON API: handlers, request bodies, and the OpenAPI document (utoipa).
 //!
-//! Every endpoint but `/api/health` needs `Authorization: Bearer TOKEN`. Reads need the
-//! `viewer` role, actions on applications and places `operator`, rule activation
-//! `rules_admin`. Every change goes through `Store::execute` as `operator:NAME` and is
-//! on disk before the response.
+//! Every endpoint but `/api/health` needs `Authorization: Bearer TOKEN`. Whatever changes
+//! nothing needs the `viewer` role: cards, queues, publications, rules, the rules check
+//! and impact (they only compute), the console (read-only) and the OpenAPI document.
+//! Actions on applications and places need `operator`; rule activation `rules_admin`.
+//! Every change goes through `Store::execute` as `operator:NAME` and is on disk before
+//! the response.
+//!
+//! Bodies are JSON whatever the content type says (an empty body reads as `{}`); unknown
+//! fields are refused. Impact runs one at a time, console scripts two at a time; the
+//! others wait (within the request time limit).
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;

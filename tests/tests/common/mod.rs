@@ -295,7 +295,7 @@ pub fn child_iin(birth: Date, serial: u32) -> String {
 /// A valid adult IIN (an applicant's), distinct per serial.
 pub fn adult_iin(serial: u32) -> String {
     let birth = date(1985, 1 + (serial % 12) as i8, 1 + (serial % 28) as i8);
-    Iin::make_valid(birth, serial % 3 == 0, 5000 + serial % 4000).to_string()
+    Iin::make_valid(birth, serial.is_multiple_of(3), 5000 + serial % 4000).to_string()
 }
 
 /// A copy of the default rules in `dir`, for a test to edit.
