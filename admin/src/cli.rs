@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum};
 use jiff::{SignedDuration, Timestamp};
 use kezek_engine::demo::{self, Scale};
 use kezek_engine::{
@@ -26,6 +26,9 @@ pub struct Cli {
     /// The data folder (the store).
     #[arg(long, global = true, env = "KEZEK_DATA", default_value = "kezek-data")]
     pub data: PathBuf,
+    /// Print JSON (results, and refusals as {"error": {"code", "message"}}).
+    #[arg(long, global = true)]
+    pub json: bool,
     #[command(subcommand)]
     pub command: Cmd,
 }
@@ -55,13 +58,6 @@ impl From<LangArg> for Language {
             LangArg::Ru => Language::Ru,
         }
     }
-}
-
-#[derive(Args, Debug)]
-pub struct JsonFlag {
-    /// Print JSON.
-    #[arg(long)]
-    pub json: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -108,15 +104,9 @@ pub enum Cmd {
         email: Option<String>,
         #[arg(long)]
         phone: Option<String>,
-        #[command(flatten)]
-        json: JsonFlag,
     },
     /// Show an application's card.
-    Show {
-        id: String,
-        #[command(flatten)]
-        json: JsonFlag,
-    },
+    Show { id: String },
     /// A page of a cohort queue, in order.
     Queue {
         #[arg(long)]
@@ -128,15 +118,9 @@ pub enum Cmd {
         from: u64,
         #[arg(long, default_value_t = 20)]
         limit: u64,
-        #[command(flatten)]
-        json: JsonFlag,
     },
     /// Explain an application's position.
-    Explain {
-        id: String,
-        #[command(flatten)]
-        json: JsonFlag,
-    },
+    Explain { id: String },
     /// Publish free places of a kindergarten group.
     Publish {
         #[arg(long)]
@@ -147,37 +131,23 @@ pub enum Cmd {
         language: LangArg,
         #[arg(long)]
         places: u32,
-        #[command(flatten)]
-        json: JsonFlag,
     },
     /// The places an application may take now.
-    Offers {
-        id: String,
-        #[command(flatten)]
-        json: JsonFlag,
-    },
+    Offers { id: String },
     /// Take a place: issues a referral.
     Take {
         id: String,
         #[arg(long)]
         publication: u64,
-        #[command(flatten)]
-        json: JsonFlag,
     },
     /// Recall a referral within the recall window; the application returns to its position.
     Recall {
         id: String,
         #[arg(long)]
         reason: String,
-        #[command(flatten)]
-        json: JsonFlag,
     },
     /// Extend a referral (once).
-    Extend {
-        id: String,
-        #[command(flatten)]
-        json: JsonFlag,
-    },
+    Extend { id: String },
     /// Enroll: the referral was used.
     Enroll { id: String },
     /// The benefit was not confirmed: cancel any referral, move to the general queue.
@@ -254,18 +224,12 @@ pub enum RulesCmd {
         #[arg(long)]
         reason: String,
     },
-    Show {
-        #[command(flatten)]
-        json: JsonFlag,
-    },
+    Show {},
 }
 
 #[derive(Subcommand, Debug)]
 pub enum AuditCmd {
-    Verify {
-        #[command(flatten)]
-        json: JsonFlag,
-    },
+    Verify {},
 }
 
 /// A failure with its exit code.
@@ -416,6 +380,7 @@ fn show_card(store: &Store, id: AppNo, json: bool) -> Out {
 
 pub fn run(cli: Cli) -> Out {
     let data = cli.data.as_path();
+    let json = cli.json;
     match cli.command {
         Cmd::Init { rules, clock, now } => {
             let files = match &rules {
@@ -435,6 +400,15 @@ pub fn run(cli: Cli) -> Out {
                 (ClockArg::Manual, None) => (ClockMode::Manual, Timestamp::now()),
             };
             let store = Store::init(data, &files, mode, start, actor())?;
+            if json {
+                print_json(&json!({
+                    "data": data.display().to_string(),
+                    "rules_version": store.state().rules_version(),
+                    "clock": if mode == ClockMode::Manual { "manual" } else { "system" },
+                    "now": store.now(start),
+                }));
+                return Ok(());
+            }
             println!(
                 "created a store at {} · rules version {} · {} clock at {}",
                 data.display(),
@@ -451,6 +425,16 @@ pub fn run(cli: Cli) -> Out {
             let started = Instant::now();
             let mut store = if Store::exists(data) {
                 open(data)?
+            } else if Timestamp::now() < demo::anchor() {
+                // Refuse before creating anything: a refused command leaves no store behind.
+                return Err(Failure {
+                    exit: 3,
+                    code: "clock_too_early".into(),
+                    message: format!(
+                        "the demo city is dated up to {}; the system clock is earlier",
+                        demo::anchor()
+                    ),
+                });
             } else {
                 Store::init(
                     data,
@@ -468,6 +452,10 @@ pub fn run(cli: Cli) -> Out {
             };
             let summary = demo::build(&mut store, seed, scale, now)?;
             let secs = started.elapsed().as_secs_f64();
+            if json {
+                print_json(&json!({"summary": summary, "seconds": secs}));
+                return Ok(());
+            }
             println!(
                 "Demo city (seed {}) built in {secs:.2} s at {}",
                 summary.seed,
@@ -515,6 +503,10 @@ pub fn run(cli: Cli) -> Out {
                     let started = Instant::now();
                     let n = store.import_applications(&rows, &actor(), now)?;
                     let secs = started.elapsed().as_secs_f64().max(1e-9);
+                    if json {
+                        print_json(&json!({"imported": n, "seconds": secs}));
+                        return Ok(());
+                    }
                     println!(
                         "imported {n} applications in {secs:.2} s ({:.0} per second)",
                         n as f64 / secs
@@ -530,7 +522,11 @@ pub fn run(cli: Cli) -> Out {
                         Command::AddGroups { groups },
                         Some("import".into()),
                     )?;
-                    println!("imported {n} kindergarten groups");
+                    if json {
+                        print_json(&json!({"imported": n}));
+                    } else {
+                        println!("imported {n} kindergarten groups");
+                    }
                 }
             }
         }
@@ -544,7 +540,6 @@ pub fn run(cli: Cli) -> Out {
             language,
             email,
             phone,
-            json,
         } => {
             let birth_date = birth_date.parse().map_err(|_| {
                 invalid(
@@ -571,23 +566,22 @@ pub fn run(cli: Cli) -> Out {
                 .iter()
                 .find_map(|r| r.event.app())
                 .ok_or_else(|| invalid("internal", "no application registered"))?;
-            if json.json {
+            if json {
                 show_card(&store, id, true)?;
             } else {
                 println!("{id}");
             }
         }
-        Cmd::Show { id, json } => {
+        Cmd::Show { id } => {
             let id = parse_id(&id)?;
             let (store, _) = open_now(data)?;
-            show_card(&store, id, json.json)?;
+            show_card(&store, id, json)?;
         }
         Cmd::Queue {
             cohort,
             category,
             from,
             limit,
-            json,
         } => {
             if from == 0 {
                 return Err(invalid("invalid_input", "--from: positions start at 1"));
@@ -609,7 +603,7 @@ pub fn run(cli: Cli) -> Out {
                 }
             }
             let page = view::queue_page(store.state(), cohort, category.as_deref(), from, limit);
-            if json.json {
+            if json {
                 print_json(&page);
             } else {
                 println!(
@@ -626,11 +620,11 @@ pub fn run(cli: Cli) -> Out {
                 }
             }
         }
-        Cmd::Explain { id, json } => {
+        Cmd::Explain { id } => {
             let id = parse_id(&id)?;
             let (store, _) = open_now(data)?;
             let e = view::explain(&store, id)?;
-            if json.json {
+            if json {
                 print_json(&e);
             } else {
                 print!("{}", output::explanation(&e));
@@ -641,7 +635,6 @@ pub fn run(cli: Cli) -> Out {
             cohort,
             language,
             places,
-            json,
         } => {
             let (mut store, now) = open_now(data)?;
             let recs = exec(
@@ -662,7 +655,7 @@ pub fn run(cli: Cli) -> Out {
             let p = pid
                 .and_then(|id| store.state().data.publications.get(&id))
                 .ok_or_else(|| invalid("internal", "no publication"))?;
-            if json.json {
+            if json {
                 print_json(&json!({
                     "id": p.id, "kindergarten": p.kindergarten, "cohort": p.cohort, "language": p.language.code(),
                     "places": p.places, "phase": p.phase.code(), "published_at": p.published_at, "free_access_at": p.free_access_at,
@@ -677,11 +670,11 @@ pub fn run(cli: Cli) -> Out {
                 );
             }
         }
-        Cmd::Offers { id, json } => {
+        Cmd::Offers { id } => {
             let id = parse_id(&id)?;
             let (store, now) = open_now(data)?;
             let offers = view::offers(&store, id, now)?;
-            if json.json {
+            if json {
                 print_json(&offers);
             } else if offers.is_empty() {
                 println!("no places may be taken now");
@@ -691,11 +684,7 @@ pub fn run(cli: Cli) -> Out {
                 }
             }
         }
-        Cmd::Take {
-            id,
-            publication,
-            json,
-        } => {
+        Cmd::Take { id, publication } => {
             let id = parse_id(&id)?;
             let (mut store, now) = open_now(data)?;
             let recs = exec(
@@ -714,7 +703,7 @@ pub fn run(cli: Cli) -> Out {
             let r = rid
                 .and_then(|r| view::referral_view(store.state(), r))
                 .ok_or_else(|| invalid("internal", "no referral"))?;
-            if json.json {
+            if json {
                 print_json(&r);
             } else {
                 println!(
@@ -727,23 +716,27 @@ pub fn run(cli: Cli) -> Out {
                 );
             }
         }
-        Cmd::Recall { id, reason, json } => {
+        Cmd::Recall { id, reason } => {
             let id = parse_id(&id)?;
             let (mut store, now) = open_now(data)?;
             exec(&mut store, now, Command::Recall { app: id }, Some(reason))?;
-            show_card(&store, id, json.json)?;
+            show_card(&store, id, json)?;
         }
-        Cmd::Extend { id, json } => {
+        Cmd::Extend { id } => {
             let id = parse_id(&id)?;
             let (mut store, now) = open_now(data)?;
             exec(&mut store, now, Command::Extend { app: id }, None)?;
-            show_card(&store, id, json.json)?;
+            show_card(&store, id, json)?;
         }
         Cmd::Enroll { id } => {
             let id = parse_id(&id)?;
             let (mut store, now) = open_now(data)?;
             exec(&mut store, now, Command::Enroll { app: id }, None)?;
-            println!("{id} enrolled");
+            if json {
+                show_card(&store, id, true)?;
+            } else {
+                println!("{id} enrolled");
+            }
         }
         Cmd::CancelBenefit { id, reason } => {
             let id = parse_id(&id)?;
@@ -754,13 +747,21 @@ pub fn run(cli: Cli) -> Out {
                 Command::CancelBenefit { app: id },
                 Some(reason),
             )?;
-            println!("{id}: benefit cancelled; now in the general queue");
+            if json {
+                show_card(&store, id, true)?;
+            } else {
+                println!("{id}: benefit cancelled; now in the general queue");
+            }
         }
         Cmd::Withdraw { id, reason } => {
             let id = parse_id(&id)?;
             let (mut store, now) = open_now(data)?;
             exec(&mut store, now, Command::Withdraw { app: id }, Some(reason))?;
-            println!("{id} withdrawn");
+            if json {
+                show_card(&store, id, true)?;
+            } else {
+                println!("{id} withdrawn");
+            }
         }
         Cmd::ChangeCategory {
             id,
@@ -775,7 +776,7 @@ pub fn run(cli: Cli) -> Out {
                 Command::ChangeCategory { app: id, category },
                 Some(reason),
             )?;
-            show_card(&store, id, false)?;
+            show_card(&store, id, json)?;
         }
         Cmd::Tick { to, by } => {
             let mut store = open(data)?;
@@ -797,6 +798,14 @@ pub fn run(cli: Cli) -> Out {
                 }
             };
             let recs = store.tick_to(to)?;
+            if json {
+                let events: Vec<_> = recs
+                    .iter()
+                    .map(|r| json!({"seq": r.seq, "at": r.at, "event": r.event.name(), "application": r.event.app().map(|a| a.to_string())}))
+                    .collect();
+                print_json(&json!({"now": to, "events": events}));
+                return Ok(());
+            }
             println!("clock at {} · {} event(s)", output::local(to), recs.len());
             for r in &recs {
                 println!(
@@ -807,12 +816,18 @@ pub fn run(cli: Cli) -> Out {
                 );
             }
         }
-        Cmd::Pki { what } => crate::pki_cli::run(data, what)?,
+        Cmd::Pki { what } => crate::pki_cli::run(data, what, json)?,
         Cmd::Rules { what } => match what {
             RulesCmd::Check { dir } => {
                 let files = read_rules(&dir)?;
                 let rules = RuleSet::compile(&files)
                     .map_err(|e| invalid("rules_invalid", e.to_string()))?;
+                if json {
+                    print_json(
+                        &json!({"ok": true, "files": files.keys().collect::<Vec<_>>(), "categories": rules.params().categories, "hash": rules.hash()}),
+                    );
+                    return Ok(());
+                }
                 println!(
                     "ok: {} file(s), {} categories, version hash {}",
                     files.len(),
@@ -830,6 +845,13 @@ pub fn run(cli: Cli) -> Out {
                     Command::ActivateRules { files },
                     Some(reason),
                 )?;
+                if json {
+                    let v = store.state().data.rules_versions.last();
+                    print_json(
+                        &json!({"version": store.state().rules_version(), "hash": v.map(|v| v.hash.clone()), "applications": store.state().data.apps.len()}),
+                    );
+                    return Ok(());
+                }
                 println!(
                     "rules version {} active ({} applications re-ranked in {:.2} s)",
                     store.state().rules_version(),
@@ -837,7 +859,7 @@ pub fn run(cli: Cli) -> Out {
                     started.elapsed().as_secs_f64()
                 );
             }
-            RulesCmd::Show { json } => {
+            RulesCmd::Show {} => {
                 let store = open(data)?;
                 let state = store.state();
                 let v = state
@@ -849,7 +871,7 @@ pub fn run(cli: Cli) -> Out {
                     .rules()
                     .ok_or_else(|| invalid("no_rules", "no rules"))?;
                 let p = rules.params();
-                if json.json {
+                if json {
                     print_json(&json!({
                         "version": v.version, "hash": v.hash, "activated_at": v.activated_at, "actor": v.actor.to_string(), "reason": v.reason,
                         "categories": p.categories, "recall_window_hours": p.recall_window_hours,
@@ -882,12 +904,15 @@ pub fn run(cli: Cli) -> Out {
             }
         },
         Cmd::Audit {
-            what: AuditCmd::Verify { json },
+            what: AuditCmd::Verify {},
         } => {
             let store = open(data)?;
             let report = store.verify()?;
-            if json.json {
-                print_json(&json!({"ok": report.ok(), "report": report}));
+            if json {
+                // One JSON value on stdout, success or not: the report says what failed.
+                print_json(
+                    &json!({"ok": report.ok(), "report": report, "error": (!report.ok()).then(|| json!({"code": "audit_failed", "message": "the audit found problems"}))}),
+                );
             } else {
                 println!(
                     "{} events · chain {} · replay {} · snapshot {} · invariants {}",
@@ -933,7 +958,17 @@ fn wants_json(args: &[String]) -> bool {
 
 /// Runs the command line; returns the process exit code.
 pub fn main() -> i32 {
+    // Die quietly on a closed pipe (`kezek queue ... | head`) as command-line tools do,
+    // instead of panicking inside println!.
+    // Not for `serve`: a server must survive a client that hangs up.
     let args: Vec<String> = std::env::args().collect();
+    #[cfg(unix)]
+    if !args.iter().any(|a| a == "serve") {
+        // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     let json = wants_json(&args);
     let cli = match Cli::try_parse_from(&args) {
         Ok(c) => c,
@@ -946,7 +981,9 @@ pub fn main() -> i32 {
     match run(cli) {
         Ok(()) => 0,
         Err(f) => {
-            if json {
+            if json && f.code == "audit_failed" {
+                // The report, with its error, is already on stdout.
+            } else if json {
                 println!(
                     "{}",
                     json!({"error": {"code": f.code, "message": f.message}})

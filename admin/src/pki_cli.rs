@@ -36,11 +36,7 @@ pub enum PkiCmd {
         what: CrlCmd,
     },
     /// Show a certificate: subject fields, IIN, key usage class, validity, serial.
-    Inspect {
-        cert: PathBuf,
-        #[arg(long)]
-        json: bool,
-    },
+    Inspect { cert: PathBuf },
     /// Verify an XML signature in the NCALayer profile.
     Verify {
         file: PathBuf,
@@ -49,8 +45,6 @@ pub enum PkiCmd {
         at: Option<String>,
         #[arg(long, value_enum, default_value = "sign")]
         purpose: PurposeArg,
-        #[arg(long)]
-        json: bool,
     },
     /// Make a test CA and, for each IIN, AUTH and signing keys with NCA-profile certificates.
     TestCa {
@@ -171,7 +165,7 @@ fn print_json(v: &impl serde::Serialize) {
     }
 }
 
-pub fn run(data: &Path, cmd: PkiCmd) -> Result<(), Failure> {
+pub fn run(data: &Path, cmd: PkiCmd, json: bool) -> Result<(), Failure> {
     match cmd {
         PkiCmd::Trust {
             what: TrustCmd::Add { file },
@@ -237,7 +231,7 @@ pub fn run(data: &Path, cmd: PkiCmd) -> Result<(), Failure> {
             save(&pki_dir(data, "crl"), &der)?;
             println!("{summary}");
         }
-        PkiCmd::Inspect { cert, json } => {
+        PkiCmd::Inspect { cert } => {
             let c = Certificate::parse(&read(&cert)?).map_err(|e| fail(4, e))?;
             let i = c.info();
             if json {
@@ -265,12 +259,7 @@ pub fn run(data: &Path, cmd: PkiCmd) -> Result<(), Failure> {
                 println!("serial       {}", c.serial_hex());
             }
         }
-        PkiCmd::Verify {
-            file,
-            at,
-            purpose,
-            json,
-        } => {
+        PkiCmd::Verify { file, at, purpose } => {
             let xml = read(&file)?;
             let trust = load_trust(data)?;
             let at = parse_at(at)?;

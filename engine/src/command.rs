@@ -91,6 +91,15 @@ impl Command {
     }
 }
 
+/// What earlier rows of one import claimed, so that a whole file is checked before
+/// anything is written (the store only knows what is already in it).
+#[derive(Debug, Default)]
+pub struct ImportSeen {
+    children: HashSet<Iin>,
+    apps: HashSet<AppNo>,
+    max_seq: u32,
+}
+
 /// A command with who asks and why.
 #[derive(Debug, Clone)]
 pub struct Request {
@@ -247,18 +256,21 @@ impl Core {
                 "transitions due by now were not emitted",
             ));
         }
-        let mut children = HashSet::new();
-        let mut max_seq = 0;
-        let mut regs = Vec::with_capacity(rows.len());
-        for (row, input) in rows {
-            let reg = self
-                .check_registration(input, now, &mut children, &mut max_seq)
-                .map_err(|e| EngineError {
-                    message: format!("row {row}: {}", e.message),
-                    ..e
-                })?;
-            regs.push(reg);
-        }
+        let mut seen = ImportSeen::default();
+        // Rule calls share one big stack instead of growing one per call.
+        let regs = RuleSet::with_stack(|| {
+            let mut regs = Vec::with_capacity(rows.len());
+            for (row, input) in rows {
+                let reg = self
+                    .check_registration(input, now, &mut seen)
+                    .map_err(|e| EngineError {
+                        message: format!("row {row}: {}", e.message),
+                        ..e
+                    })?;
+                regs.push(reg);
+            }
+            Ok::<_, EngineError>(regs)
+        })?;
         let mut out = Vec::with_capacity(regs.len());
         for reg in regs {
             self.push(
@@ -278,7 +290,7 @@ impl Core {
             Command::ActivateRules { files } => self.decide_rules(files),
             Command::AddGroups { groups } => self.decide_groups(groups),
             Command::Register(input) => {
-                let reg = self.check_registration(input, now, &mut HashSet::new(), &mut 0)?;
+                let reg = self.check_registration(input, now, &mut ImportSeen::default())?;
                 Ok(vec![Event::Registered(Box::new(reg))])
             }
             Command::ChangeCategory { app, category } => {
@@ -475,7 +487,8 @@ impl Core {
     fn decide_groups(&self, groups: &[GroupRow]) -> Result<Vec<Event>> {
         let mut seen = HashSet::new();
         for (i, g) in groups.iter().enumerate() {
-            let row = i + 1;
+            // Groups come from a CSV file whose header is row 1, as a spreadsheet shows it.
+            let row = i + 2;
             let bad = |field: &str, msg: String| {
                 EngineError::invalid("invalid_input", format!("row {row}, {field}: {msg}"))
             };
@@ -541,8 +554,7 @@ impl Core {
         &self,
         input: &RegisterInput,
         now: Timestamp,
-        children: &mut HashSet<Iin>,
-        max_seq: &mut u32,
+        seen: &mut ImportSeen,
     ) -> Result<Registration> {
         let rules = self.rules()?;
         let today = calendar::local_date(now);
@@ -588,7 +600,7 @@ impl Core {
                 ),
             ));
         }
-        if !children.insert(child_iin.clone()) {
+        if !seen.children.insert(child_iin.clone()) {
             return Err(EngineError::invalid(
                 "duplicate_application",
                 format!("child IIN {} appears twice", child_iin.masked()),
@@ -606,11 +618,17 @@ impl Core {
             }
             None => AppNo {
                 year: calendar::local_date(registered_at).year() as u16,
-                seq: self.state.data.max_app_seq.max(*max_seq) + 1,
+                seq: self.state.data.max_app_seq.max(seen.max_seq) + 1,
                 n: 1,
             },
         };
-        *max_seq = (*max_seq).max(app.seq).max(self.state.data.max_app_seq);
+        if !seen.apps.insert(app) {
+            return Err(EngineError::invalid(
+                "duplicate_application",
+                format!("application number {app} appears twice"),
+            ));
+        }
+        seen.max_seq = seen.max_seq.max(app.seq).max(self.state.data.max_app_seq);
         let email = clean_text("email", input.email.as_deref(), MAX_NAME_CHARS)?;
         if let Some(e) = &email {
             if !e.contains('@') || e.starts_with('@') || e.ends_with('@') {

@@ -529,7 +529,9 @@ impl State {
                 if self.app(*app).map(|a| a.status) != Some(Status::Queued)
                     || self.data.referrals.contains_key(referral)
                 {
-                    return Err(Self::corrupt(format!("referral {referral} cannot go to {app}")));
+                    return Err(Self::corrupt(format!(
+                        "referral {referral} cannot go to {app}"
+                    )));
                 }
                 self.adjust_places(*publication, -1)?;
                 let kindergarten = self.data.publications[publication].kindergarten.clone();

@@ -77,7 +77,34 @@ impl VerifyReport {
     }
 }
 
+/// Opens sled, working around an upstream bug (sled#1527): a process killed while sled
+/// writes its own snapshot file leaves an empty `snap.*.generating` file that every later
+/// open trips over ("corrupted data") although the data is intact. Such a file is only
+/// ever a half-written temporary, so it is removed and the open retried once.
 fn open_db(path: &Path) -> Result<sled::Db> {
+    match open_db_once(path) {
+        Err(e) if e.code == "storage" && e.message.contains("orrupt") => {
+            let mut removed = false;
+            if let Ok(dir) = std::fs::read_dir(path) {
+                for entry in dir.flatten() {
+                    let name = entry.file_name();
+                    let name = name.to_string_lossy();
+                    if name.starts_with("snap.") && name.ends_with(".generating") {
+                        removed |= std::fs::remove_file(entry.path()).is_ok();
+                    }
+                }
+            }
+            if removed {
+                open_db_once(path)
+            } else {
+                Err(e)
+            }
+        }
+        other => other,
+    }
+}
+
+fn open_db_once(path: &Path) -> Result<sled::Db> {
     sled::Config::new()
         .path(path)
         // Durability comes from explicit flushes; the background flush is a backstop.
@@ -283,7 +310,12 @@ impl Store {
             self.poisoned = true;
             return Err(e.into());
         }
-        if self.core.state.data.last_seq - self.snapshot_seq >= SNAPSHOT_EVERY_EVENTS {
+        // A snapshot may only cover what the log holds: during a bulk import the state runs
+        // ahead of the groups written so far, so wait until the log has caught up.
+        let caught_up = recs
+            .last()
+            .is_none_or(|r| r.seq == self.core.state.data.last_seq);
+        if caught_up && self.core.state.data.last_seq - self.snapshot_seq >= SNAPSHOT_EVERY_EVENTS {
             self.checkpoint()?;
         }
         Ok(())

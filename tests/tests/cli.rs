@@ -1850,7 +1850,6 @@ fn demo_city_is_deterministic() {
 /// (they look only at the store, not at earlier rows), and applying the second row fails
 /// as an internal error: exit 1, `corrupt_log`, "UO.2019.1.1 registered twice", no row.
 #[test]
-#[ignore = "BUG: a number repeated within one journal is an internal error, not a refusal naming the row"]
 fn a_number_repeated_in_one_journal_is_refused_naming_the_row() {
     let k = Kezek::init(NOW);
     let csv = format!(
@@ -1870,7 +1869,6 @@ fn a_number_repeated_in_one_journal_is_refused_naming_the_row() {
 /// first data row (`row = i + 1` in `Core::decide_groups`), while parse errors count the
 /// header as row 1, as a spreadsheet shows it. The bad capacity below is on row 3.
 #[test]
-#[ignore = "BUG: kindergarten group errors are off by one row"]
 fn kindergarten_group_errors_name_the_spreadsheet_row() {
     let k = Kezek::init(NOW);
     let f = k.write(

@@ -10,7 +10,7 @@ use kezek_engine::iin::Iin;
 use serde_json::Value;
 
 /// The `kezek` binary built by this package.
-pub const BIN: &str = env!("CARGO_BIN_EXE_kezek");
+pub const BIN: &str = env!("CARGO_BIN_EXE_kezek-e2e");
 
 /// The default rule files of the workspace (`rules/`).
 pub fn default_rules_dir() -> PathBuf {
