@@ -146,12 +146,17 @@ pub fn explanation(e: &Explanation) -> String {
     s.push_str("What moved the position:\n");
     for m in &e.moves {
         s.push_str(&format!(
-            "  #{:<7} {}  {} -> {}  {}{}\n",
+            "  #{:<7} {}  {} -> {}  {}{}{}\n",
             m.seq,
             local(m.at),
             opt_num(m.from),
             opt_num(m.to),
             m.why,
+            if m.count > 1 {
+                format!(" ×{}", m.count)
+            } else {
+                String::new()
+            },
             m.subject
                 .as_ref()
                 .filter(|x| **x != e.id)

@@ -26,6 +26,12 @@ pub fn local_datetime(at: Timestamp) -> DateTime {
     at.to_zoned(tz().clone()).datetime()
 }
 
+/// An instant as people in Almaty read it, for messages: `2025-03-06 06:57 (UTC+05)`.
+pub fn show(at: Timestamp) -> String {
+    let z = at.to_zoned(tz().clone());
+    z.strftime("%Y-%m-%d %H:%M:%S (UTC%:z)").to_string()
+}
+
 /// The instant of a local date and time (the earlier one if ambiguous).
 pub fn instant(date: Date, time: Time) -> Timestamp {
     tz().to_ambiguous_timestamp(date.to_datetime(time))

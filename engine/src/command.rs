@@ -19,6 +19,10 @@ pub const MAX_REASON_CHARS: usize = 2_000;
 pub const MAX_NAME_CHARS: usize = 200;
 pub const MAX_PLACES_PER_PUBLICATION: u32 = 10_000;
 pub const MAX_GROUP_CAPACITY: u32 = 1_000;
+/// Preschool: a child of this age or older at registration is refused.
+pub const MAX_CHILD_AGE_YEARS: i16 = 7;
+/// The applicant (a parent or guardian) is an adult.
+pub const MIN_APPLICANT_AGE_YEARS: i16 = 16;
 
 /// Input of a registration, as typed or imported. Checked by the engine.
 #[derive(Debug, Clone, Default)]
@@ -119,6 +123,14 @@ fn not_found(id: AppNo) -> EngineError {
     EngineError::not_found("unknown_application", format!("no application {id}"))
 }
 
+/// Control characters and bidirectional overrides: names and reasons reach terminals and
+/// pages, where these would rewrite what people see.
+fn is_unsafe_char(c: char) -> bool {
+    c.is_control()
+        || ('\u{202a}'..='\u{202e}').contains(&c)
+        || ('\u{2066}'..='\u{2069}').contains(&c)
+}
+
 fn clean_text(field: &str, s: Option<&str>, max: usize) -> Result<Option<String>> {
     match s.map(str::trim) {
         None | Some("") => Ok(None),
@@ -126,7 +138,7 @@ fn clean_text(field: &str, s: Option<&str>, max: usize) -> Result<Option<String>
             "invalid_input",
             format!("{field}: longer than {max} characters"),
         )),
-        Some(t) if t.chars().any(|c| c.is_control()) => Err(EngineError::invalid(
+        Some(t) if t.chars().any(is_unsafe_char) => Err(EngineError::invalid(
             "invalid_input",
             format!("{field}: contains control characters"),
         )),
@@ -214,8 +226,9 @@ impl Core {
             return Err(EngineError::refused(
                 "clock_backwards",
                 format!(
-                    "now ({now}) is before the last event ({})",
-                    self.state.data.last_at
+                    "now ({}) is before the last event ({})",
+                    calendar::show(now),
+                    calendar::show(self.state.data.last_at)
                 ),
             ));
         }
@@ -326,7 +339,9 @@ impl Core {
                         "recall_window_closed",
                         format!(
                             "the recall window of referral {} closed at {} (issued {})",
-                            r.id, r.recall_until, r.issued_at
+                            r.id,
+                            calendar::show(r.recall_until),
+                            calendar::show(r.issued_at)
                         ),
                     ));
                 }
@@ -476,7 +491,9 @@ impl Core {
                 ),
             ));
         }
-        rerank(&rules, &self.state.data.apps).map_err(EngineError::rule)?;
+        for (_, cohort, _) in rerank(&rules, &self.state.data.apps).map_err(EngineError::rule)? {
+            check_cohort(cohort)?;
+        }
         Ok(vec![Event::RulesActivated {
             version: self.state.rules_version() + 1,
             hash,
@@ -494,6 +511,23 @@ impl Core {
             };
             if g.kindergarten.trim().is_empty() || g.kindergarten.len() > 64 {
                 return Err(bad("id", "must be 1 to 64 characters".into()));
+            }
+            for (field, value) in [
+                ("id", &g.kindergarten),
+                ("name", &g.name),
+                ("district", &g.district),
+            ] {
+                // Names reach terminals and pages: no control or bidirectional-override
+                // characters.
+                if value.chars().any(is_unsafe_char) {
+                    return Err(bad(field, "contains control characters".into()));
+                }
+            }
+            if g.district.chars().count() > MAX_NAME_CHARS {
+                return Err(bad(
+                    "district",
+                    format!("longer than {MAX_NAME_CHARS} characters"),
+                ));
             }
             if g.name.trim().is_empty() || g.name.chars().count() > MAX_NAME_CHARS {
                 return Err(bad(
@@ -582,13 +616,48 @@ impl Core {
         if registered_at > now {
             return Err(EngineError::invalid(
                 "invalid_date",
-                format!("registration time: {registered_at} is in the future"),
+                format!(
+                    "registration time: {} is in the future",
+                    calendar::show(registered_at)
+                ),
             ));
         }
         if calendar::local_date(registered_at) < input.birth_date {
             return Err(EngineError::invalid(
                 "invalid_date",
                 "registration time: before the child's birth",
+            ));
+        }
+        let registered_on = calendar::local_date(registered_at);
+        let years = |from: jiff::civil::Date| {
+            registered_on
+                .since(from)
+                .ok()
+                .and_then(|s| {
+                    s.round(
+                        jiff::SpanRound::new()
+                            .largest(jiff::Unit::Year)
+                            .relative(from)
+                            .smallest(jiff::Unit::Year)
+                            .mode(jiff::RoundMode::Trunc),
+                    )
+                    .ok()
+                })
+                .map_or(0, |s| s.get_years())
+        };
+        if years(input.birth_date) >= MAX_CHILD_AGE_YEARS {
+            return Err(EngineError::invalid(
+                "invalid_date",
+                format!(
+                    "birth date: the child was {} at registration; the queue is for children under {MAX_CHILD_AGE_YEARS}",
+                    years(input.birth_date)
+                ),
+            ));
+        }
+        if years(applicant_iin.birth_date()) < MIN_APPLICANT_AGE_YEARS {
+            return Err(EngineError::invalid(
+                "invalid_iin",
+                format!("applicant IIN: the applicant must be at least {MIN_APPLICANT_AGE_YEARS} years old"),
             ));
         }
         if let Some(existing) = self.state.app_of_child(&child_iin) {
@@ -658,6 +727,7 @@ impl Core {
         };
         let key = rules.order_key(&facts).map_err(EngineError::rule)?;
         let cohort = rules.cohort(&facts).map_err(EngineError::rule)?;
+        check_cohort(cohort)?;
         Ok(Registration {
             app,
             child_iin,
@@ -752,9 +822,7 @@ impl Core {
                     format!(
                         "{} is on the stop-list until {} and gets no offers",
                         a.id,
-                        a.stop_listed_until
-                            .map(|t| t.to_string())
-                            .unwrap_or_default()
+                        a.stop_listed_until.map(calendar::show).unwrap_or_default()
                     ),
                 ))
             }
@@ -780,8 +848,9 @@ impl Core {
                 return Err(EngineError::refused(
                     "locked",
                     format!(
-                        "{} recalled a referral and is locked out of priority places until {until}",
-                        a.id
+                        "{} recalled a referral and is locked out of priority places until {}",
+                        a.id,
+                        calendar::show(until)
                     ),
                 ));
             }
@@ -796,7 +865,9 @@ impl Core {
                     "not_eligible",
                     format!(
                         "publication {} is in its priority phase until {}: position {position} is not within the {free} free place(s) of cohort {}",
-                        p.id, p.free_access_at, a.cohort
+                        p.id,
+                        calendar::show(p.free_access_at),
+                        a.cohort
                     ),
                 ));
             }
@@ -852,6 +923,18 @@ impl Core {
                 .filter(|p| self.may_take(a, p, now).is_ok())
                 .collect()
         }))
+    }
+}
+
+/// A cohort is a birth year: a rule that returns anything else is refused.
+fn check_cohort(cohort: i32) -> Result<()> {
+    if (1900..=2200).contains(&cohort) {
+        Ok(())
+    } else {
+        Err(EngineError::refused(
+            "rule_failed",
+            format!("a rule failed: order.rhai: cohort(app) returned {cohort}; a cohort is a birth year from 1900 to 2200"),
+        ))
     }
 }
 

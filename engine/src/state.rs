@@ -52,7 +52,8 @@ impl Default for Data {
             max_app_seq: 0,
             last_seq: 0,
             last_hash: [0; 32],
-            last_at: Timestamp::UNIX_EPOCH,
+            // Before any event: an initial clock may be set anywhere in jiff's range.
+            last_at: Timestamp::MIN,
         }
     }
 }

@@ -17,7 +17,6 @@ use serde::{Deserialize, Serialize};
 use crate::command::{Core, RegisterInput, Request};
 use crate::error::{EngineError, Result};
 use crate::event::{Actor, EventRecord};
-use crate::rules::RuleSet;
 use crate::state::{Data, State};
 
 const SNAPSHOT_KEY: &[u8] = b"s";
@@ -146,9 +145,33 @@ impl Store {
                 format!("a store already exists at {}", path.display()),
             ));
         }
-        // Check the rules before creating anything on disk.
-        RuleSet::compile(files)
-            .map_err(|e| EngineError::invalid("rules_invalid", format!("{e}")))?;
+        if path.exists() && !path.is_dir() {
+            return Err(EngineError::invalid(
+                "not_a_directory",
+                format!("--data: {} is not a directory", path.display()),
+            ));
+        }
+        let non_empty = std::fs::read_dir(path).is_ok_and(|mut d| d.next().is_some());
+        if non_empty {
+            return Err(EngineError::refused(
+                "folder_not_empty",
+                format!(
+                    "{} holds other files; a store is created only in a new or empty folder",
+                    path.display()
+                ),
+            ));
+        }
+        // Decide everything in memory before creating anything on disk: a refused init
+        // leaves no half-made store behind.
+        let mut core = Core::default();
+        let req = Request {
+            command: crate::command::Command::ActivateRules {
+                files: files.clone(),
+            },
+            actor,
+            reason: Some("initial rules".into()),
+        };
+        let recs = core.execute(&req, now)?;
         std::fs::create_dir_all(path).map_err(|e| {
             EngineError::internal("storage", format!("cannot create {}: {e}", path.display()))
         })?;
@@ -157,22 +180,14 @@ impl Store {
             clock,
             manual_now: now,
         };
-        let mut store = Store {
+        let store = Store {
             db,
             path: path.to_path_buf(),
-            core: Core::default(),
+            core,
             config,
             snapshot_seq: 0,
             poisoned: false,
         };
-        let req = Request {
-            command: crate::command::Command::ActivateRules {
-                files: files.clone(),
-            },
-            actor,
-            reason: Some("initial rules".into()),
-        };
-        let recs = store.core.execute(&req, now)?;
         let mut batch = sled::Batch::default();
         batch.insert(
             CONFIG_KEY,

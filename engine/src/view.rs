@@ -212,6 +212,9 @@ pub struct Move {
     pub from: Option<u64>,
     pub to: Option<u64>,
     pub why: String,
+    /// Consecutive events of the same kind and reason are folded into one move (e.g. a
+    /// bulk import that registered 900 applications ahead): how many it stands for.
+    pub count: u64,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -239,9 +242,10 @@ fn why(
     let up = matches!((from, to), (Some(f), Some(t)) if t < f);
     match ev {
         Event::Registered(_) if mine => "registered".into(),
-        Event::Registered(r) => {
-            format!("an application of category {} registered ahead", r.category)
+        Event::Registered(r) if r.category == "general" => {
+            "an application registered earlier was added ahead (import)".into()
         }
+        Event::Registered(_) => "a beneficiary registered ahead".into(),
         Event::ReferralIssued { .. } if mine => {
             "took a place: left the queue with a referral".into()
         }
@@ -306,7 +310,7 @@ pub fn explain(store: &Store, id: AppNo) -> Result<Explanation> {
     };
     ahead.sort_by_key(|(c, _)| order.get(c.as_str()).copied().unwrap_or(i64::MAX));
     let registered_seq = a.history.first().copied().unwrap_or(0);
-    let mut moves = Vec::new();
+    let mut moves: Vec<Move> = Vec::new();
     let mut last: Option<u64> = None;
     store.replay(|s, rec| {
         if rec.seq < registered_seq {
@@ -316,6 +320,20 @@ pub fn explain(store: &Store, id: AppNo) -> Result<Explanation> {
         let pos = s.queue_position(me);
         if pos != last || rec.seq == registered_seq {
             let subject = rec.event.app();
+            let why_text = why(&rec.event, id, subject, last, pos, None);
+            if let Some(prev) = moves.last_mut() {
+                // Only others' events fold; the application's own events stay one by one.
+                let mine = prev.subject.as_deref() == Some(id.to_string().as_str());
+                let same =
+                    prev.event == rec.event.name() && prev.why == why_text && subject != Some(id);
+                if same && !mine {
+                    prev.to = pos;
+                    prev.count += 1;
+                    prev.subject = None;
+                    last = pos;
+                    return;
+                }
+            }
             moves.push(Move {
                 seq: rec.seq,
                 at: rec.at,
@@ -323,7 +341,8 @@ pub fn explain(store: &Store, id: AppNo) -> Result<Explanation> {
                 subject: subject.map(|x| x.to_string()),
                 from: last,
                 to: pos,
-                why: why(&rec.event, id, subject, last, pos, None),
+                why: why_text,
+                count: 1,
             });
             last = pos;
         }
