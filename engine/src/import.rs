@@ -170,7 +170,10 @@ fn check_status(s: &str) -> bool {
     )
 }
 
-fn read_records(bytes: &[u8]) -> Result<(Vec<String>, Vec<(usize, csv::StringRecord)>)> {
+/// Normalized header names, and the data rows with their spreadsheet row numbers.
+type Records = (Vec<String>, Vec<(usize, csv::StringRecord)>);
+
+fn read_records(bytes: &[u8]) -> Result<Records> {
     if bytes.len() > MAX_CSV_BYTES {
         return Err(EngineError::invalid(
             "too_large",

@@ -458,10 +458,9 @@ impl Store {
             problems: Vec::new(),
         };
         let mut prev = [0u8; 32];
-        let mut expect_seq = 1;
         let mut state = State::default();
         let mut snapshot_digest = None;
-        for rec in self.records(1) {
+        for (expect_seq, rec) in (1u64..).zip(self.records(1)) {
             let rec = match rec {
                 Ok(r) => r,
                 Err(e) => {
@@ -481,7 +480,6 @@ impl Store {
                 break;
             }
             prev = rec.hash();
-            expect_seq += 1;
             if let Err(e) = state.apply(&rec) {
                 report.replay_matches = false;
                 report
