@@ -21,6 +21,16 @@ use crate::state::{Data, State};
 
 const SNAPSHOT_KEY: &[u8] = b"s";
 const CONFIG_KEY: &[u8] = b"c";
+/// The chain head: seq (8 bytes, big-endian) and hash of the last record, written in the
+/// same atomic batch as the records. Nothing after the last record holds its hash, so
+/// without the head a tampered last record would go unnoticed.
+const HEAD_KEY: &[u8] = b"h";
+
+fn head_value(rec: &EventRecord) -> Vec<u8> {
+    let mut v = rec.seq.to_be_bytes().to_vec();
+    v.extend_from_slice(&rec.hash());
+    v
+}
 /// Events after the last snapshot before a new one is written at the end of a command.
 const SNAPSHOT_EVERY_EVENTS: u64 = 20_000;
 /// Records per atomic batch (and flush) during a bulk import.
@@ -104,6 +114,22 @@ fn open_db(path: &Path) -> Result<sled::Db> {
 }
 
 fn open_db_once(path: &Path) -> Result<sled::Db> {
+    // sled releases its file lock a moment after a store is dropped (sled#1234): a reopen
+    // from the same process, or a command right after another, retries briefly before
+    // reporting the store as in use.
+    let mut tries = 0;
+    loop {
+        match open_db_raw(path) {
+            Err(e) if e.code == "store_locked" && tries < 10 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            other => return other,
+        }
+    }
+}
+
+fn open_db_raw(path: &Path) -> Result<sled::Db> {
     sled::Config::new()
         .path(path)
         // Durability comes from explicit flushes; the background flush is a backstop.
@@ -196,6 +222,9 @@ impl Store {
         for r in &recs {
             batch.insert(&event_key(r.seq), r.encode());
         }
+        if let Some(last) = recs.last() {
+            batch.insert(HEAD_KEY, head_value(last));
+        }
         store.db.apply_batch(batch)?;
         store.db.flush()?;
         Ok(store)
@@ -234,6 +263,7 @@ impl Store {
         for rec in Self::records_in(&db, snapshot_seq + 1) {
             core.state.apply(&rec?)?;
         }
+        Self::check_head(&db, &core.state)?;
         Ok(Store {
             db,
             path: path.to_path_buf(),
@@ -242,6 +272,25 @@ impl Store {
             snapshot_seq,
             poisoned: false,
         })
+    }
+
+    /// The last record must be the one the chain head names.
+    fn check_head(db: &sled::Db, state: &State) -> Result<()> {
+        let Some(h) = db.get(HEAD_KEY)? else {
+            return Ok(());
+        };
+        let mut expect = state.data.last_seq.to_be_bytes().to_vec();
+        expect.extend_from_slice(&state.data.last_hash);
+        if h.as_ref() != expect.as_slice() {
+            return Err(EngineError::internal(
+                "corrupt_log",
+                format!(
+                    "the last event ({}) is not the one the chain head names: the log was changed",
+                    state.data.last_seq
+                ),
+            ));
+        }
+        Ok(())
     }
 
     fn records_in(db: &sled::Db, from: u64) -> impl Iterator<Item = Result<EventRecord>> + '_ {
@@ -310,6 +359,9 @@ impl Store {
         let mut batch = sled::Batch::default();
         for r in recs {
             batch.insert(&event_key(r.seq), r.encode());
+        }
+        if let Some(last) = recs.last() {
+            batch.insert(HEAD_KEY, head_value(last));
         }
         if config {
             batch.insert(
@@ -489,6 +541,12 @@ impl Store {
             }
             if rec.seq == self.snapshot_seq {
                 snapshot_digest = Some(state.digest());
+            }
+        }
+        if report.chain_ok {
+            if let Err(e) = Self::check_head(&self.db, &state) {
+                report.chain_ok = false;
+                report.problems.push(e.message);
             }
         }
         if report.replay_matches && state.digest() != self.core.state.digest() {

@@ -1726,13 +1726,21 @@ fn run_ops(start: usize, ops: &[Op]) {
     h.check_offers();
 }
 
+/// Cases of a property: `default`, or `KEZEK_MODEL_CASES` for a longer hunt.
+fn cases(default: u32) -> u32 {
+    std::env::var("KEZEK_MODEL_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 fn ops(max: usize) -> impl Strategy<Value = (usize, Vec<Op>)> {
     (0..STARTS.len(), prop::collection::vec(op(), 1..max))
 }
 
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: 96,
+        cases: cases(1024),
         failure_persistence: None,
         max_shrink_iters: 4_000,
         ..ProptestConfig::default()
@@ -1746,7 +1754,7 @@ proptest! {
 
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: 12,
+        cases: cases(96),
         failure_persistence: None,
         max_shrink_iters: 2_000,
         ..ProptestConfig::default()
