@@ -9,7 +9,8 @@
 //! ends) are emitted as events even when nobody asks.
 
 use std::path::Path;
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
 use axum::http::StatusCode;
@@ -25,6 +26,8 @@ use tower_http::timeout::TimeoutLayer;
 use super::accounts::{random_password, Accounts, Role};
 use super::audit::Audit;
 use super::error::{json_errors, ApiError};
+use super::pages::stats::Stats;
+use super::session::{SessionLimits, Sessions};
 use crate::cli::Failure;
 
 /// The limits of the web layer.
@@ -41,6 +44,8 @@ pub struct Limits {
     /// Console scripts running at once (the rest wait).
     pub console_concurrency: usize,
     pub console: console::Limits,
+    /// Browser sessions and the login throttle.
+    pub sessions: SessionLimits,
 }
 
 impl Default for Limits {
@@ -52,6 +57,7 @@ impl Default for Limits {
             max_changes: 1000,
             console_concurrency: 2,
             console: console::Limits::default(),
+            sessions: SessionLimits::default(),
         }
     }
 }
@@ -64,6 +70,10 @@ pub(crate) struct Inner {
     pub(crate) console_gate: Semaphore,
     /// One impact computation at a time (each re-ranks every waiting application).
     pub(crate) impact_gate: Semaphore,
+    /// Browser sessions and the login throttle (in memory).
+    pub(crate) sessions: Sessions,
+    /// Figures of the overview and the public page, read from the log incrementally.
+    pub(crate) stats: Mutex<Stats>,
 }
 
 /// The web layer's state, shared by every request.
@@ -100,6 +110,8 @@ impl App {
                 audit,
                 console_gate: Semaphore::new(limits.console_concurrency.max(1)),
                 impact_gate: Semaphore::new(1),
+                sessions: Sessions::new(limits.sessions.clone()),
+                stats: Mutex::new(Stats::default()),
                 limits,
             }),
         })
@@ -160,10 +172,16 @@ impl App {
     }
 }
 
-/// The whole router with its limits: body size, request time, JSON errors everywhere.
+/// The whole router with its limits: body size, request time; JSON errors under `/api/`,
+/// HTML pages elsewhere (with their language and security headers).
 pub fn router(app: App) -> Router {
     let limits = app.inner.limits.clone();
+    let pages = super::pages::routes().layer(axum::middleware::from_fn_with_state(
+        app.clone(),
+        super::pages::lang_and_headers,
+    ));
     super::api::routes()
+        .merge(pages)
         .with_state(app)
         .layer(RequestBodyLimitLayer::new(limits.body_bytes))
         .layer(TimeoutLayer::with_status_code(
@@ -289,7 +307,10 @@ pub fn serve(data: &Path, listen: &str) -> Result<(), Failure> {
             .map_err(|e| io_failure("cannot read the address", e))?;
         println!("Kezek console listening on http://{addr}/ (API under /api/)");
         let ticker = spawn_ticker(app.clone());
-        let served = axum::serve(listener, router(app.clone()))
+        let served = axum::serve(
+            listener,
+            router(app.clone()).into_make_service_with_connect_info::<SocketAddr>(),
+        )
             .with_graceful_shutdown(shutdown_signal())
             .await;
         ticker.abort();
