@@ -17,8 +17,8 @@ use kezek_engine::demo::{self, Scale};
 use kezek_engine::event::GroupRow;
 use kezek_engine::iin::Iin;
 use kezek_engine::{
-    view, Actor, AppNo, ClockMode, Command, Event, Language, RegisterInput, Request as EngineRequest,
-    RuleSet, Store,
+    view, Actor, AppNo, ClockMode, Command, Event, Language, RegisterInput,
+    Request as EngineRequest, RuleSet, Store,
 };
 use serde_json::Value;
 use tower::ServiceExt;
@@ -206,7 +206,9 @@ fn csrf(html: &str) -> String {
 /// The text of the element with `data-test="NAME"` (up to the next tag).
 fn test_text(html: &str, name: &str) -> String {
     let key = format!("data-test=\"{name}\"");
-    let at = html.find(&key).unwrap_or_else(|| panic!("no {name} in page"));
+    let at = html
+        .find(&key)
+        .unwrap_or_else(|| panic!("no {name} in page"));
     let rest = &html[at..];
     let start = rest.find('>').unwrap() + 1;
     let end = rest[start..].find('<').unwrap() + start;
@@ -252,7 +254,14 @@ async fn login_csrf_throttle_and_logout() {
     let e = env();
     let mut b = Browser::new(&e);
     // Every page but the public one needs a login.
-    for uri in ["/", "/applications", "/rules", "/console", "/audit", "/audit.csv"] {
+    for uri in [
+        "/",
+        "/applications",
+        "/rules",
+        "/console",
+        "/audit",
+        "/audit.csv",
+    ] {
         let r = b.get(uri).await;
         assert_eq!(r.status, StatusCode::SEE_OTHER, "{uri}");
         assert!(r.location().starts_with("/login?next="), "{uri}");
@@ -263,7 +272,10 @@ async fn login_csrf_throttle_and_logout() {
     // The login form sets its own CSRF cookie, HttpOnly and SameSite=Strict.
     let page = b.get("/login").await;
     let set = page.headers.get("set-cookie").unwrap().to_str().unwrap();
-    assert!(set.contains("HttpOnly") && set.contains("SameSite=Strict"), "{set}");
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Strict"),
+        "{set}"
+    );
     let tok = csrf(&page.body);
     // Without the token, or with another one: refused, whatever the password.
     let r = b
@@ -273,7 +285,11 @@ async fn login_csrf_throttle_and_logout() {
     let r = b
         .post(
             "/login",
-            &[("csrf", &"0".repeat(64)), ("username", "oleg"), ("password", PASSWORD)],
+            &[
+                ("csrf", &"0".repeat(64)),
+                ("username", "oleg"),
+                ("password", PASSWORD),
+            ],
         )
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
@@ -283,7 +299,11 @@ async fn login_csrf_throttle_and_logout() {
         let r = b
             .post(
                 "/login",
-                &[("csrf", &tok), ("username", "oleg"), ("password", "wrong password!")],
+                &[
+                    ("csrf", &tok),
+                    ("username", "oleg"),
+                    ("password", "wrong password!"),
+                ],
             )
             .await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED);
@@ -308,16 +328,25 @@ async fn login_csrf_throttle_and_logout() {
         .iter()
         .map(|v| v.to_str().unwrap().to_string())
         .collect();
-    let session = set.iter().find(|c| c.starts_with("kezek_session=")).unwrap();
+    let session = set
+        .iter()
+        .find(|c| c.starts_with("kezek_session="))
+        .unwrap();
     assert!(session.contains("HttpOnly") && session.contains("SameSite=Strict"));
     let home = b.get("/").await;
     assert_eq!(home.status, StatusCode::OK);
     assert!(home.body.contains("data-test=\"whoami\">vera"));
     // The audit log has the refused and the accepted logins.
     let audit = e.app.audit().recent(100);
-    assert!(audit.iter().any(|a| a.action == "login" && a.outcome == "bad_credentials"));
-    assert!(audit.iter().any(|a| a.action == "login" && a.outcome == "throttled"));
-    assert!(audit.iter().any(|a| a.action == "login" && a.outcome == "ok"));
+    assert!(audit
+        .iter()
+        .any(|a| a.action == "login" && a.outcome == "bad_credentials"));
+    assert!(audit
+        .iter()
+        .any(|a| a.action == "login" && a.outcome == "throttled"));
+    assert!(audit
+        .iter()
+        .any(|a| a.action == "login" && a.outcome == "ok"));
     // A form without the session's token is refused and changes nothing.
     let before = digest(&e);
     let r = b.post("/console", &[("script", "1 + 1")]).await;
@@ -339,7 +368,12 @@ async fn login_csrf_throttle_and_logout() {
     let r = c
         .post(
             "/login",
-            &[("csrf", &tok), ("username", "rita"), ("password", PASSWORD), ("next", "//evil.example/")],
+            &[
+                ("csrf", &tok),
+                ("username", "rita"),
+                ("password", PASSWORD),
+                ("next", "//evil.example/"),
+            ],
         )
         .await;
     assert_eq!(r.location(), "/");
@@ -349,7 +383,14 @@ async fn login_csrf_throttle_and_logout() {
 async fn actions_are_hidden_and_refused_below_the_role() {
     let e = env();
     let (id, _, publication) = takeable(&e);
-    execute(&e, Command::Take { app: id, publication }, None);
+    execute(
+        &e,
+        Command::Take {
+            app: id,
+            publication,
+        },
+        None,
+    );
     let mut viewer = Browser::signed_in(&e, "vera").await;
     let card = viewer.get(&format!("/applications/{id}")).await;
     assert_eq!(card.status, StatusCode::OK);
@@ -385,13 +426,22 @@ async fn actions_are_hidden_and_refused_below_the_role() {
     for (k, v) in &files {
         fields.push((format!("file:{k}"), v.replace("general", "general ")));
     }
-    let refs: Vec<(&str, &str)> = fields.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
-    assert_eq!(viewer.post("/rules/draft", &refs).await.status, StatusCode::FORBIDDEN);
+    let refs: Vec<(&str, &str)> = fields
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    assert_eq!(
+        viewer.post("/rules/draft", &refs).await.status,
+        StatusCode::FORBIDDEN
+    );
     // An operator may act on applications but not on rules.
     let mut op = Browser::signed_in(&e, "oleg").await;
     let tok = op.token().await;
     let r = op
-        .post("/rules/rollback", &[("csrf", &tok), ("version", "1"), ("reason", "x")])
+        .post(
+            "/rules/rollback",
+            &[("csrf", &tok), ("version", "1"), ("reason", "x")],
+        )
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     let card = op.get(&format!("/applications/{id}")).await;
@@ -427,32 +477,56 @@ async fn every_page_renders_in_every_language() {
         // The language is chosen by the query once, then remembered by the cookie.
         let r = b.get(&format!("/?lang={}", lang.code())).await;
         assert_eq!(r.status, StatusCode::OK);
-        assert_eq!(b.cookies.get("kezek_lang").map(String::as_str), Some(lang.code()));
+        assert_eq!(
+            b.cookies.get("kezek_lang").map(String::as_str),
+            Some(lang.code())
+        );
         for (uri, key) in &pages {
             let r = b.get(uri).await;
             assert_eq!(r.status, StatusCode::OK, "{uri} in {lang:?}: {}", r.body);
             assert!(
-                r.headers["content-type"].to_str().unwrap().starts_with("text/html"),
+                r.headers["content-type"]
+                    .to_str()
+                    .unwrap()
+                    .starts_with("text/html"),
                 "{uri}"
             );
             assert!(r.headers.get("content-security-policy").is_some(), "{uri}");
-            assert!(r.body.contains(&format!("<html lang=\"{}\"", lang.code())), "{uri}");
+            assert!(
+                r.body.contains(&format!("<html lang=\"{}\"", lang.code())),
+                "{uri}"
+            );
             let word = t(lang, key);
             assert!(r.body.contains(word), "{uri} in {lang:?}: no '{word}'");
-            assert!(!r.body.contains('⟦'), "{uri} in {lang:?}: a word is missing: {}", {
-                let at = r.body.find('⟦').unwrap();
-                &r.body[at..(at + 40).min(r.body.len())]
-            });
+            assert!(
+                !r.body.contains('⟦'),
+                "{uri} in {lang:?}: a word is missing: {}",
+                {
+                    let at = r.body.find('⟦').unwrap();
+                    &r.body[at..(at + 40).min(r.body.len())]
+                }
+            );
         }
     }
     // Pages of things that do not exist: 404 pages, not JSON.
-    for uri in ["/applications/UO.2000.1.1", "/kindergartens/NOPE", "/nope", "/rules/diff?a=1&b=99"] {
+    for uri in [
+        "/applications/UO.2000.1.1",
+        "/kindergartens/NOPE",
+        "/nope",
+        "/rules/diff?a=1&b=99",
+    ] {
         let r = b.get(uri).await;
         assert_eq!(r.status, StatusCode::NOT_FOUND, "{uri}");
         assert!(r.body.contains("data-test=\"error\""), "{uri}");
     }
-    assert_eq!(b.get("/applications/not-a-number").await.status, StatusCode::BAD_REQUEST);
-    assert_eq!(b.get("/api/nope").await.json()["error"]["code"], "not_found");
+    assert_eq!(
+        b.get("/applications/not-a-number").await.status,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        b.get("/api/nope").await.json()["error"]["code"],
+        "not_found"
+    );
 }
 
 #[tokio::test]
@@ -509,20 +583,35 @@ async fn hostile_names_are_escaped() {
     ] {
         let r = b.get(&uri).await;
         assert_eq!(r.status, StatusCode::OK, "{uri}");
-        for raw in ["<script>alert", "<img src=x", "<svg onload", "<b>district", "<i>parent"] {
+        for raw in [
+            "<script>alert",
+            "<img src=x",
+            "<svg onload",
+            "<b>district",
+            "<i>parent",
+        ] {
             assert!(!r.body.contains(raw), "{uri}: unescaped {raw}");
         }
     }
     let card = b.get(&format!("/applications/{id}")).await;
-    assert!(card.body.contains("&lt;script&gt;alert('child')&lt;/script&gt;"));
+    assert!(card
+        .body
+        .contains("&lt;script&gt;alert('child')&lt;/script&gt;"));
     let kg = b.get("/kindergartens/EVIL-1").await;
-    assert!(kg.body.contains("&lt;img src=x onerror=alert(1)&gt;&quot;'&amp;"));
+    assert!(kg
+        .body
+        .contains("&lt;img src=x onerror=alert(1)&gt;&quot;'&amp;"));
     // The publish form posts to an encoded path; publishing there works.
     let tok = csrf(&kg.body);
     let r = b
         .post(
             "/kindergartens/EVIL-1/publish",
-            &[("csrf", &tok), ("group", "2023:kk"), ("places", "2"), ("reason", "test")],
+            &[
+                ("csrf", &tok),
+                ("group", "2023:kk"),
+                ("places", "2"),
+                ("reason", "test"),
+            ],
         )
         .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
@@ -535,7 +624,14 @@ async fn hostile_names_are_escaped() {
 async fn recall_through_the_form_restores_the_position() {
     let e = env();
     let (id, position, publication) = takeable(&e);
-    execute(&e, Command::Take { app: id, publication }, None);
+    execute(
+        &e,
+        Command::Take {
+            app: id,
+            publication,
+        },
+        None,
+    );
     let mut b = Browser::signed_in(&e, "oleg").await;
     let card = b.get(&format!("/applications/{id}")).await;
     assert_eq!(test_text(&card.body, "queue-position"), "—");
@@ -547,7 +643,10 @@ async fn recall_through_the_form_restores_the_position() {
     // No reason: refused by the engine, shown once, nothing changed.
     let before = digest(&e);
     let r = b
-        .post(&format!("/applications/{id}/recall"), &[("csrf", &tok), ("reason", " ")])
+        .post(
+            &format!("/applications/{id}/recall"),
+            &[("csrf", &tok), ("reason", " ")],
+        )
         .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     let card = b.get(&format!("/applications/{id}")).await;
@@ -562,8 +661,15 @@ async fn recall_through_the_form_restores_the_position() {
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     assert_eq!(r.location(), format!("/applications/{id}"));
     let card = b.get(&format!("/applications/{id}")).await;
-    assert!(card.body.contains("data-test=\"flash-ok\""), "{}", card.body);
-    assert_eq!(test_text(&card.body, "queue-position"), position.to_string());
+    assert!(
+        card.body.contains("data-test=\"flash-ok\""),
+        "{}",
+        card.body
+    );
+    assert_eq!(
+        test_text(&card.body, "queue-position"),
+        position.to_string()
+    );
     // The flash shows once.
     let again = b.get(&format!("/applications/{id}")).await;
     assert!(!again.body.contains("data-test=\"flash-ok\""));
@@ -575,7 +681,12 @@ async fn recall_through_the_form_restores_the_position() {
     let s = store.read().unwrap();
     s.state().check_invariants().unwrap();
     let c = view::card(&s, id).unwrap();
-    let last = c.history.iter().rev().find(|h| h.event == "referral_recalled").unwrap();
+    let last = c
+        .history
+        .iter()
+        .rev()
+        .find(|h| h.event == "referral_recalled")
+        .unwrap();
     assert_eq!(last.actor, "operator:oleg");
 }
 
@@ -583,7 +694,14 @@ async fn recall_through_the_form_restores_the_position() {
 async fn the_api_takes_the_session_with_its_csrf_header() {
     let e = env();
     let (id, position, publication) = takeable(&e);
-    execute(&e, Command::Take { app: id, publication }, None);
+    execute(
+        &e,
+        Command::Take {
+            app: id,
+            publication,
+        },
+        None,
+    );
     let mut b = Browser::signed_in(&e, "oleg").await;
     let tok = b.token().await;
     let me = b.api("GET", "/api/me", None, Value::Null).await;
@@ -595,7 +713,9 @@ async fn the_api_takes_the_session_with_its_csrf_header() {
     let r = b.api("POST", &uri, None, body.clone()).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert_eq!(r.json()["error"]["code"], "csrf_failed");
-    let r = b.api("POST", &uri, Some(&"a".repeat(64)), body.clone()).await;
+    let r = b
+        .api("POST", &uri, Some(&"a".repeat(64)), body.clone())
+        .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert_eq!(digest(&e), before);
     let r = b.api("POST", &uri, Some(&tok), body).await;
@@ -605,7 +725,12 @@ async fn the_api_takes_the_session_with_its_csrf_header() {
     let mut v = Browser::signed_in(&e, "vera").await;
     let vt = v.token().await;
     let r = v
-        .api("POST", &format!("/api/applications/{id}/withdraw"), Some(&vt), serde_json::json!({"reason": "x"}))
+        .api(
+            "POST",
+            &format!("/api/applications/{id}/withdraw"),
+            Some(&vt),
+            serde_json::json!({"reason": "x"}),
+        )
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert_eq!(r.json()["error"]["code"], "forbidden");
@@ -625,11 +750,23 @@ async fn the_api_takes_the_session_with_its_csrf_header() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     let mut anon = Browser::new(&e);
-    assert_eq!(anon.api("GET", "/api/me", None, Value::Null).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        anon.api("GET", "/api/me", None, Value::Null).await.status,
+        StatusCode::UNAUTHORIZED
+    );
 }
 
-fn draft_fields(csrf: &str, op: &str, files: &std::collections::BTreeMap<String, String>, extra: &[(&str, &str)]) -> Vec<(String, String)> {
-    let mut f: Vec<(String, String)> = vec![("csrf".into(), csrf.into()), ("op".into(), op.into()), ("base".into(), "1".into())];
+fn draft_fields(
+    csrf: &str,
+    op: &str,
+    files: &std::collections::BTreeMap<String, String>,
+    extra: &[(&str, &str)],
+) -> Vec<(String, String)> {
+    let mut f: Vec<(String, String)> = vec![
+        ("csrf".into(), csrf.into()),
+        ("op".into(), op.into()),
+        ("base".into(), "1".into()),
+    ];
     for (k, v) in files {
         f.push((format!("file:{k}"), v.replace('\n', "\r\n")));
     }
@@ -653,29 +790,66 @@ async fn rules_check_impact_activate_diff_and_roll_back() {
     // A broken file: the error names the file and the line.
     let mut broken = files.clone();
     let name = broken.keys().find(|k| k.contains("order")).unwrap().clone();
-    broken.insert(name.clone(), "fn order_key(app) {\n  [app.category_rank,\n}\n".into());
-    let r = post_fields(&mut b, "/rules/draft", &draft_fields(&tok, "check", &broken, &[])).await;
+    broken.insert(
+        name.clone(),
+        "fn order_key(app) {\n  [app.category_rank,\n}\n".into(),
+    );
+    let r = post_fields(
+        &mut b,
+        "/rules/draft",
+        &draft_fields(&tok, "check", &broken, &[]),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
     assert!(r.body.contains("data-test=\"check-error\""));
     assert!(r.body.contains(&format!("data-file=\"{name}\"")));
     // The default set checks out (CR LF from the browser is fine) and is the active one.
-    let r = post_fields(&mut b, "/rules/draft", &draft_fields(&tok, "check", &files, &[])).await;
+    let r = post_fields(
+        &mut b,
+        "/rules/draft",
+        &draft_fields(&tok, "check", &files, &[]),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK);
     assert!(r.body.contains("data-test=\"check-ok\""), "{}", r.body);
     // A candidate that puts the general category first moves people.
-    let cats = files.keys().find(|k| k.contains("categories")).unwrap().clone();
+    let cats = files
+        .keys()
+        .find(|k| k.contains("categories"))
+        .unwrap()
+        .clone();
     let mut cand = files.clone();
     let src = cand[&cats].clone();
     cand.insert(cats.clone(), swap_first_rank(&src));
-    let r = post_fields(&mut b, "/rules/draft", &draft_fields(&tok, "impact", &cand, &[])).await;
+    let r = post_fields(
+        &mut b,
+        "/rules/draft",
+        &draft_fields(&tok, "impact", &cand, &[]),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     let moved: u64 = test_text(&r.body, "impact-moved").parse().unwrap();
     assert!(moved > 0, "the candidate moves someone");
     assert!(r.body.contains("data-test=\"impact-row\""));
     // Activate without a reason: refused; with one: version 2.
-    let r = post_fields(&mut b, "/rules/draft", &draft_fields(&tok, "activate", &cand, &[("reason", " ")])).await;
+    let r = post_fields(
+        &mut b,
+        "/rules/draft",
+        &draft_fields(&tok, "activate", &cand, &[("reason", " ")]),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
-    let r = post_fields(&mut b, "/rules/draft", &draft_fields(&tok, "activate", &cand, &[("reason", "general first, a drill")])).await;
+    let r = post_fields(
+        &mut b,
+        "/rules/draft",
+        &draft_fields(
+            &tok,
+            "activate",
+            &cand,
+            &[("reason", "general first, a drill")],
+        ),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
     let rules = b.get("/rules").await;
     assert_eq!(test_text(&rules.body, "active-version"), "2");
@@ -686,7 +860,10 @@ async fn rules_check_impact_activate_diff_and_roll_back() {
     assert!(diff.body.contains(&format!("data-file=\"{cats}\"")));
     // Roll back to version 1: version 3 with version 1's files.
     let r = b
-        .post("/rules/rollback", &[("csrf", &tok), ("version", "1"), ("reason", "drill over")])
+        .post(
+            "/rules/rollback",
+            &[("csrf", &tok), ("version", "1"), ("reason", "drill over")],
+        )
         .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     let rules = b.get("/rules").await;
@@ -704,8 +881,15 @@ fn swap_first_rank(src: &str) -> String {
     let at = src.find("\"general\"").expect("general in categories.rhai");
     let rest = &src[at..];
     let r = rest.find("rank").expect("a rank after general");
-    let num_start = at + r + rest[r..].find(|c: char| c.is_ascii_digit() || c == '-').unwrap();
-    let num_end = num_start + src[num_start..].find(|c: char| !(c.is_ascii_digit() || c == '-')).unwrap();
+    let num_start = at
+        + r
+        + rest[r..]
+            .find(|c: char| c.is_ascii_digit() || c == '-')
+            .unwrap();
+    let num_end = num_start
+        + src[num_start..]
+            .find(|c: char| !(c.is_ascii_digit() || c == '-'))
+            .unwrap();
     format!("{}-1000{}", &src[..num_start], &src[num_end..])
 }
 
@@ -716,11 +900,19 @@ async fn console_audit_csv_and_public_page() {
     let tok = b.token().await;
     let before = digest(&e);
     let r = b
-        .post("/console", &[("csrf", &tok), ("script", "let c = cohorts()[0];\nqueue(c, 1, 5)")])
+        .post(
+            "/console",
+            &[
+                ("csrf", &tok),
+                ("script", "let c = cohorts()[0];\nqueue(c, 1, 5)"),
+            ],
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(r.body.matches("data-test=\"console-row\"").count(), 5);
-    let r = b.post("/console", &[("csrf", &tok), ("script", "loop {")]).await;
+    let r = b
+        .post("/console", &[("csrf", &tok), ("script", "loop {")])
+        .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(r.body.contains("data-test=\"console-error\""));
     assert_eq!(digest(&e), before);
@@ -731,12 +923,21 @@ async fn console_audit_csv_and_public_page() {
     assert!(!events.body.contains("data-source=\"web\""));
     let csv = b.get("/audit.csv?action=console").await;
     assert_eq!(csv.status, StatusCode::OK);
-    assert!(csv.headers["content-type"].to_str().unwrap().starts_with("text/csv"));
+    assert!(csv.headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/csv"));
     let lines: Vec<&str> = csv.body.lines().collect();
-    assert_eq!(lines[0], "time_utc,time_almaty,source,actor,action,what,reason_or_outcome");
+    assert_eq!(
+        lines[0],
+        "time_utc,time_almaty,source,actor,action,what,reason_or_outcome"
+    );
     assert_eq!(lines.len(), 3);
     assert!(lines[1].contains("operator:vera"));
-    assert_eq!(b.get("/audit?from=yesterday").await.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        b.get("/audit?from=yesterday").await.status,
+        StatusCode::BAD_REQUEST
+    );
     // The public page: counts, no personal data, no login.
     let mut anon = Browser::new(&e);
     for lang in ["kk", "ru", "en"] {
@@ -744,12 +945,23 @@ async fn console_audit_csv_and_public_page() {
         assert_eq!(r.status, StatusCode::OK);
         assert!(r.body.contains("data-test=\"public-row\""));
         assert!(!r.body.contains("UO."), "no application numbers");
-        let digits12 = r.body.as_bytes().windows(12).any(|w| w.iter().all(u8::is_ascii_digit));
+        let digits12 = r
+            .body
+            .as_bytes()
+            .windows(12)
+            .any(|w| w.iter().all(u8::is_ascii_digit));
         assert!(!digits12, "no IINs");
     }
-    let waiting: u64 = test_text(&anon.get("/public").await.body, "public-waiting").parse().unwrap();
+    let waiting: u64 = test_text(&anon.get("/public").await.body, "public-waiting")
+        .parse()
+        .unwrap();
     let store = e.app.store();
     let s = store.read().unwrap();
-    let total: u64 = s.state().cohorts().iter().map(|c| s.state().queue(*c).unwrap().len() as u64).sum();
+    let total: u64 = s
+        .state()
+        .cohorts()
+        .iter()
+        .map(|c| s.state().queue(*c).unwrap().len() as u64)
+        .sum();
     assert_eq!(waiting, total);
 }

@@ -85,11 +85,10 @@ fn check_role(caller: Caller, need: Role) -> Result<Caller, ApiError> {
 /// The caller of a browser session. A request that may change something (any method but
 /// GET, HEAD, OPTIONS) must carry the session's CSRF token in `X-CSRF-Token`.
 fn session_caller(parts: &Parts, app: &App, id: &str, need: Role) -> Result<Caller, ApiError> {
-    let s = app
-        .inner
-        .sessions
-        .get(id, false)
-        .ok_or_else(|| ApiError::unauthorized("the session has ended: sign in again at /login"))?;
+    let s =
+        app.inner.sessions.get(id, false).ok_or_else(|| {
+            ApiError::unauthorized("the session has ended: sign in again at /login")
+        })?;
     let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
     if !safe {
         let sent = parts

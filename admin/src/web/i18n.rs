@@ -301,7 +301,12 @@ pub static WORDS: &[(&str, &str, &str, &str)] = &[
 
 fn table() -> &'static HashMap<&'static str, [&'static str; 3]> {
     static T: OnceLock<HashMap<&'static str, [&'static str; 3]>> = OnceLock::new();
-    T.get_or_init(|| WORDS.iter().map(|(k, kk, ru, en)| (*k, [*kk, *ru, *en])).collect())
+    T.get_or_init(|| {
+        WORDS
+            .iter()
+            .map(|(k, kk, ru, en)| (*k, [*kk, *ru, *en]))
+            .collect()
+    })
 }
 
 /// The word of a key in a language; `⟦key⟧` for a key not in the table.

@@ -8,8 +8,8 @@
 //! clock every second: time-driven transitions (phase ends, expiries, lock and stop-list
 //! ends) are emitted as events even when nobody asks.
 
-use std::path::Path;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
@@ -311,8 +311,8 @@ pub fn serve(data: &Path, listen: &str) -> Result<(), Failure> {
             listener,
             router(app.clone()).into_make_service_with_connect_info::<SocketAddr>(),
         )
-            .with_graceful_shutdown(shutdown_signal())
-            .await;
+        .with_graceful_shutdown(shutdown_signal())
+        .await;
         ticker.abort();
         served.map_err(|e| io_failure("server error", e))
     })?;

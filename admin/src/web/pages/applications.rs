@@ -72,6 +72,18 @@ fn rows(ctx: &Ctx, state: &kezek_engine::State, cards: &[view::Card]) -> Markup 
     }
 }
 
+/// The applications holding a referral, the newest referral first.
+fn active_referrals(state: &kezek_engine::State) -> Vec<&kezek_engine::model::Application> {
+    let mut refs: Vec<_> = state
+        .data
+        .apps
+        .values()
+        .filter(|a| a.status == Status::ReferralIssued)
+        .collect();
+    refs.sort_by_key(|a| std::cmp::Reverse(a.referral));
+    refs
+}
+
 /// Finds applications by number (whole or part) or IIN (child or applicant).
 fn search(state: &kezek_engine::State, q: &str) -> Vec<AppNo> {
     let q = q.trim();
@@ -164,8 +176,7 @@ pub async fn search_page(
                     (rows(&ctx, state, &qp.items))
                     (super::pager(&ctx, page, pages))
                 } @else {
-                    @let mut refs: Vec<_> = state.data.apps.values().filter(|a| a.status == Status::ReferralIssued).collect();
-                    @let _ = refs.sort_by_key(|a| std::cmp::Reverse(a.referral));
+                    @let refs = active_referrals(state);
                     h2 { (ctx.t("active_referrals")) " (" (refs.len()) ")" }
                     @let cards: Vec<view::Card> = refs.iter().take(PAGE_ROWS).map(|a| view::card_summary(state, a)).collect();
                     (rows(&ctx, state, &cards))
@@ -175,7 +186,12 @@ pub async fn search_page(
         })
         .await
         .map_err(|e| PageError::from(e).in_lang(lang))?;
-    Ok(layout(&ctx, "applications", ctx.t("nav_applications"), body))
+    Ok(layout(
+        &ctx,
+        "applications",
+        ctx.t("nav_applications"),
+        body,
+    ))
 }
 
 #[derive(Debug, Deserialize)]
@@ -242,7 +258,13 @@ fn event_word(ctx: &Ctx, name: &str) -> String {
     }
 }
 
-fn card_body(ctx: &Ctx, state: &kezek_engine::State, c: &view::Card, tab: &str, expl: Option<&view::Explanation>) -> Markup {
+fn card_body(
+    ctx: &Ctx,
+    state: &kezek_engine::State,
+    c: &view::Card,
+    tab: &str,
+    expl: Option<&view::Explanation>,
+) -> Markup {
     let l = ctx.lang;
     let last_change = c.history.last().map(|h| h.at);
     html! {
@@ -384,8 +406,7 @@ pub async fn card_page(
             } else {
                 None
             };
-            Ok(card_body(&ctx, s.state(), &c, tab, expl.as_ref()))
-                .map(|m| (m, ctx))
+            Ok(card_body(&ctx, s.state(), &c, tab, expl.as_ref())).map(|m| (m, ctx))
         })
         .await
         .map_err(|e| PageError::from(e).in_lang(lang))?;
@@ -445,9 +466,19 @@ pub async fn action_post(
     let to = format!("/applications/{app_no}");
     Ok(match result {
         Ok(()) => {
-            let text = format!("{}: {}", ctx.t(&format!("done_{}", action.replace('-', "_"))), app_no);
+            let text = format!(
+                "{}: {}",
+                ctx.t(&format!("done_{}", action.replace('-', "_"))),
+                app_no
+            );
             flash_redirect(&app, &ctx, true, text, &to)
         }
-        Err(e) => flash_redirect(&app, &ctx, false, format!("{} [{}]", e.message, e.code), &to),
+        Err(e) => flash_redirect(
+            &app,
+            &ctx,
+            false,
+            format!("{} [{}]", e.message, e.code),
+            &to,
+        ),
     })
 }

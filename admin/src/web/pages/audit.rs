@@ -121,7 +121,11 @@ pub fn what(rec: &EventRecord) -> String {
 }
 
 /// The newest `limit` rows that pass the filter, newest first.
-fn collect(app: &App, f: &Filter, limit: usize) -> Result<(Vec<Row>, usize), crate::web::error::ApiError> {
+fn collect(
+    app: &App,
+    f: &Filter,
+    limit: usize,
+) -> Result<(Vec<Row>, usize), crate::web::error::ApiError> {
     let mut rows: Vec<Row> = Vec::new();
     let mut matched = 0usize;
     if f.web {
@@ -176,12 +180,16 @@ fn collect(app: &App, f: &Filter, limit: usize) -> Result<(Vec<Row>, usize), cra
         }
         rows.extend(ring);
     }
-    rows.sort_by(|a, b| b.at.cmp(&a.at));
+    rows.sort_by_key(|r| std::cmp::Reverse(r.at));
     rows.truncate(limit);
     Ok((rows, matched))
 }
 
-pub async fn audit_page(ctx: Ctx, State(app): State<App>, Query(q): Query<AuditQuery>) -> PageResult {
+pub async fn audit_page(
+    ctx: Ctx,
+    State(app): State<App>,
+    Query(q): Query<AuditQuery>,
+) -> PageResult {
     let lang = ctx.lang;
     let filter = Filter::new(&q).map_err(|e| e.in_lang(lang))?;
     let (rows, matched) = app
@@ -245,7 +253,11 @@ pub fn csv_field(s: &str) -> String {
     }
 }
 
-pub async fn audit_csv(ctx: Ctx, State(app): State<App>, Query(q): Query<AuditQuery>) -> PageResult {
+pub async fn audit_csv(
+    ctx: Ctx,
+    State(app): State<App>,
+    Query(q): Query<AuditQuery>,
+) -> PageResult {
     let lang = ctx.lang;
     let filter = Filter::new(&q).map_err(|e| e.in_lang(lang))?;
     let (rows, _) = app
@@ -270,7 +282,10 @@ pub async fn audit_csv(ctx: Ctx, State(app): State<App>, Query(q): Query<AuditQu
     let res: Response = (
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
-            (header::CONTENT_DISPOSITION, "attachment; filename=\"audit.csv\""),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"audit.csv\"",
+            ),
         ],
         out,
     )

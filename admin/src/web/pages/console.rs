@@ -15,7 +15,8 @@ use crate::web::api::actor;
 use crate::web::audit::{script_detail, AuditEntry};
 use crate::web::server::App;
 
-const EXAMPLE: &str = "// the first ten of the oldest cohort\nlet c = cohorts()[0];\nqueue(c, 1, 10)";
+const EXAMPLE: &str =
+    "// the first ten of the oldest cohort\nlet c = cohorts()[0];\nqueue(c, 1, 10)";
 
 /// Rows of a result table shown on the page.
 const MAX_TABLE_ROWS: usize = 1000;

@@ -10,8 +10,8 @@ use maud::{html, Markup};
 use serde::Deserialize;
 
 use super::{
-    checked_form, csrf_field, enc, flash_redirect, layout, need_role, pager, when, Ctx,
-    PageError, PageResult, PAGE_ROWS,
+    checked_form, csrf_field, enc, flash_redirect, layout, need_role, pager, when, Ctx, PageError,
+    PageResult, PAGE_ROWS,
 };
 use crate::web::accounts::Role;
 use crate::web::api::actor;
@@ -92,10 +92,20 @@ pub async fn list_page(ctx: Ctx, State(app): State<App>, Query(q): Query<ListQue
         })
         .await
         .map_err(|e| PageError::from(e).in_lang(lang))?;
-    Ok(layout(&ctx, "kindergartens", ctx.t("nav_kindergartens"), body))
+    Ok(layout(
+        &ctx,
+        "kindergartens",
+        ctx.t("nav_kindergartens"),
+        body,
+    ))
 }
 
-fn publications_table(ctx: &Ctx, st: &kezek_engine::State, pubs: &[&kezek_engine::model::Publication], with_kg: bool) -> Markup {
+fn publications_table(
+    ctx: &Ctx,
+    st: &kezek_engine::State,
+    pubs: &[&kezek_engine::model::Publication],
+    with_kg: bool,
+) -> Markup {
     html! {
         div.scroll {
         table #publications data-test="publications" {
@@ -127,7 +137,11 @@ fn publications_table(ctx: &Ctx, st: &kezek_engine::State, pubs: &[&kezek_engine
     }
 }
 
-pub async fn kindergarten_page(ctx: Ctx, State(app): State<App>, Path(id): Path<String>) -> PageResult {
+pub async fn kindergarten_page(
+    ctx: Ctx,
+    State(app): State<App>,
+    Path(id): Path<String>,
+) -> PageResult {
     let lang = ctx.lang;
     let c = ctx.clone();
     let (title, body) = app
@@ -252,7 +266,13 @@ pub async fn publish_post(
             format!("{} #{}", ctx.t("done_publish"), p.unwrap_or(0)),
             &to,
         ),
-        Err(e) => flash_redirect(&app, &ctx, false, format!("{} [{}]", e.message, e.code), &to),
+        Err(e) => flash_redirect(
+            &app,
+            &ctx,
+            false,
+            format!("{} [{}]", e.message, e.code),
+            &to,
+        ),
     })
 }
 
@@ -262,7 +282,11 @@ pub struct PubQuery {
     pub page: Option<String>,
 }
 
-pub async fn publications_page(ctx: Ctx, State(app): State<App>, Query(q): Query<PubQuery>) -> PageResult {
+pub async fn publications_page(
+    ctx: Ctx,
+    State(app): State<App>,
+    Query(q): Query<PubQuery>,
+) -> PageResult {
     let lang = ctx.lang;
     let phase = match q.phase.as_deref() {
         Some("priority") => Some(Phase::Priority),

@@ -107,7 +107,11 @@ fn lang_of(uri: &Uri, headers: &axum::http::HeaderMap) -> (Lang, bool) {
 
 /// Sets the page language for the request, remembers a `?lang=` choice in a cookie, and
 /// adds the security headers of HTML pages.
-pub async fn lang_and_headers(app: axum::extract::State<App>, mut req: Request, next: Next) -> Response {
+pub async fn lang_and_headers(
+    app: axum::extract::State<App>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let (lang, from_query) = lang_of(req.uri(), req.headers());
     req.extensions_mut().insert(lang);
     let mut res = next.run(req).await;
@@ -134,10 +138,7 @@ pub async fn lang_and_headers(app: axum::extract::State<App>, mut req: Request, 
             header::REFERRER_POLICY,
             HeaderValue::from_static("same-origin"),
         );
-        h.insert(
-            header::CACHE_CONTROL,
-            HeaderValue::from_static("no-store"),
-        );
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
@@ -254,7 +255,13 @@ pub fn need_role(ctx: &Ctx, role: Role) -> Result<(), PageError> {
 }
 
 /// Shows `ok`/`error` once on the next page and goes there.
-pub fn flash_redirect(app: &App, ctx: &Ctx, ok: bool, text: impl Into<String>, to: &str) -> Response {
+pub fn flash_redirect(
+    app: &App,
+    ctx: &Ctx,
+    ok: bool,
+    text: impl Into<String>,
+    to: &str,
+) -> Response {
     app.inner.sessions.set_flash(&ctx.sid, ok, text);
     Redirect::to(to).into_response()
 }
@@ -631,9 +638,15 @@ pub fn routes() -> Router<App> {
         .route("/publications", get(kindergartens::publications_page))
         .route("/rules", get(rules::rules_page))
         .route("/rules/diff", get(rules::diff_page))
-        .route("/rules/draft", get(rules::draft_page).post(rules::draft_post))
+        .route(
+            "/rules/draft",
+            get(rules::draft_page).post(rules::draft_post),
+        )
         .route("/rules/rollback", post(rules::rollback_post))
-        .route("/console", get(console::console_page).post(console::console_post))
+        .route(
+            "/console",
+            get(console::console_page).post(console::console_post),
+        )
         .route("/audit", get(audit::audit_page))
         .route("/audit.csv", get(audit::audit_csv))
 }

@@ -159,7 +159,12 @@ fn chart(lang: Lang, pts: &[Point], ctx: &Ctx) -> Markup {
         return html! { p.muted { (ctx.t("none")) } };
     }
     let qmax = pts.iter().map(|p| p.queue).max().unwrap_or(0).max(1) as f64;
-    let qmin = pts.iter().map(|p| p.queue).min().unwrap_or(0).min(qmax as i64) as f64;
+    let qmin = pts
+        .iter()
+        .map(|p| p.queue)
+        .min()
+        .unwrap_or(0)
+        .min(qmax as i64) as f64;
     let qlo = (qmin - (qmax - qmin) * 0.1).max(0.0);
     let pmax = pts.iter().map(|p| p.placements).max().unwrap_or(0).max(1) as f64;
     let n = pts.len() as f64;

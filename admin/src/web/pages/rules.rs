@@ -19,8 +19,8 @@ use serde::Deserialize;
 use similar::{ChangeTag, TextDiff};
 
 use super::{
-    checked_form, confirm_dialog, csrf_field, flash_redirect, layout, need_role, when, Ctx,
-    Fields, PageError, PageResult,
+    checked_form, confirm_dialog, csrf_field, flash_redirect, layout, need_role, when, Ctx, Fields,
+    PageError, PageResult,
 };
 use crate::web::accounts::Role;
 use crate::web::api::actor;
@@ -151,7 +151,11 @@ fn version_files(versions: &[RulesVersion], n: u32) -> Option<&BTreeMap<String, 
 }
 
 /// A unified line diff of two file sets, by file.
-pub fn diff_markup(ctx: &Ctx, old: &BTreeMap<String, String>, new: &BTreeMap<String, String>) -> Markup {
+pub fn diff_markup(
+    ctx: &Ctx,
+    old: &BTreeMap<String, String>,
+    new: &BTreeMap<String, String>,
+) -> Markup {
     let names: std::collections::BTreeSet<&String> = old.keys().chain(new.keys()).collect();
     let empty = String::new();
     html! {
@@ -227,8 +231,16 @@ pub struct DraftQuery {
 /// What the draft page shows under the editor.
 enum Outcome {
     None,
-    CheckOk { hash: String, active: bool, categories: usize },
-    RuleError { file: String, line: Option<usize>, message: String },
+    CheckOk {
+        hash: String,
+        active: bool,
+        categories: usize,
+    },
+    RuleError {
+        file: String,
+        line: Option<usize>,
+        message: String,
+    },
     Error(String),
     Impact(Box<impact::Impact>, String),
 }
@@ -290,13 +302,21 @@ fn editor(ctx: &Ctx, files: &BTreeMap<String, String>, base: u32, outcome: &Outc
 fn outcome_markup(ctx: &Ctx, outcome: &Outcome) -> Markup {
     match outcome {
         Outcome::None => html! {},
-        Outcome::CheckOk { hash, active, categories } => html! {
+        Outcome::CheckOk {
+            hash,
+            active,
+            categories,
+        } => html! {
             p.flash.ok #check-result data-test="check-ok" {
                 (ctx.t("check_ok")) " " span.mono { (short(hash)) } " · " (categories) " " (ctx.t("categories_n"))
                 @if *active { " · " (ctx.t("same_as_active")) }
             }
         },
-        Outcome::RuleError { file, line, message } => html! {
+        Outcome::RuleError {
+            file,
+            line,
+            message,
+        } => html! {
             div.flash.err #check-result data-test="check-error" data-file=(file) data-line=(line.map_or(String::new(), |l| l.to_string())) {
                 strong.mono { (file) @if let Some(l) = line { ":" (l) } } " — " (message)
             }
@@ -336,7 +356,11 @@ fn outcome_markup(ctx: &Ctx, outcome: &Outcome) -> Markup {
     }
 }
 
-pub async fn draft_page(ctx: Ctx, State(app): State<App>, Query(q): Query<DraftQuery>) -> PageResult {
+pub async fn draft_page(
+    ctx: Ctx,
+    State(app): State<App>,
+    Query(q): Query<DraftQuery>,
+) -> PageResult {
     let lang = ctx.lang;
     let from: Option<u32> = match q.from.as_deref() {
         None | Some("") => None,
@@ -352,9 +376,15 @@ pub async fn draft_page(ctx: Ctx, State(app): State<App>, Query(q): Query<DraftQ
             let versions = &s.state().data.rules_versions;
             let v = match from {
                 Some(n) => versions.iter().find(|v| v.version == n).ok_or_else(|| {
-                    ApiError::new(StatusCode::NOT_FOUND, "unknown_version", format!("{} {n}", ctx.t("no_such_version")))
+                    ApiError::new(
+                        StatusCode::NOT_FOUND,
+                        "unknown_version",
+                        format!("{} {n}", ctx.t("no_such_version")),
+                    )
                 })?,
-                None => versions.last().ok_or_else(|| ApiError::new(StatusCode::CONFLICT, "no_rules", ctx.t("no_rules")))?,
+                None => versions.last().ok_or_else(|| {
+                    ApiError::new(StatusCode::CONFLICT, "no_rules", ctx.t("no_rules"))
+                })?,
             };
             Ok(editor(&ctx, &v.files, v.version, &Outcome::None))
         })
@@ -400,7 +430,12 @@ pub async fn draft_post(ctx: Ctx, State(app): State<App>, body: Bytes) -> PageRe
     let files = draft_files(&ctx, &f).map_err(err)?;
     let base: u32 = f.get("base").and_then(|b| b.parse().ok()).unwrap_or(0);
     let op = f.get("op").unwrap_or("check").to_string();
-    let search: String = f.opt("search").unwrap_or_default().chars().take(64).collect();
+    let search: String = f
+        .opt("search")
+        .unwrap_or_default()
+        .chars()
+        .take(64)
+        .collect();
     let outcome = match op.as_str() {
         "check" => {
             let active = app
@@ -423,12 +458,10 @@ pub async fn draft_post(ctx: Ctx, State(app): State<App>, body: Bytes) -> PageRe
             }
         }
         "impact" => {
-            let _permit = app
-                .inner
-                .impact_gate
-                .acquire()
-                .await
-                .map_err(|_| err(PageError::new(StatusCode::SERVICE_UNAVAILABLE, "stopping")))?;
+            let _permit =
+                app.inner.impact_gate.acquire().await.map_err(|_| {
+                    err(PageError::new(StatusCode::SERVICE_UNAVAILABLE, "stopping"))
+                })?;
             let files2 = files.clone();
             let r = app
                 .blocking(move |a| {
@@ -464,7 +497,12 @@ pub async fn draft_post(ctx: Ctx, State(app): State<App>, body: Bytes) -> PageRe
         Outcome::RuleError { .. } | Outcome::Error(_) => StatusCode::UNPROCESSABLE_ENTITY,
         _ => StatusCode::OK,
     };
-    let mut res = layout(&ctx, "rules", ctx.t("draft_title"), editor(&ctx, &files, base, &outcome));
+    let mut res = layout(
+        &ctx,
+        "rules",
+        ctx.t("draft_title"),
+        editor(&ctx, &files, base, &outcome),
+    );
     *res.status_mut() = status;
     Ok(res)
 }
@@ -527,7 +565,12 @@ pub async fn rollback_post(ctx: Ctx, State(app): State<App>, body: Bytes) -> Pag
         let s = app.read().map_err(|e| err(e.into()))?;
         version_files(&s.state().data.rules_versions, version)
             .cloned()
-            .ok_or_else(|| err(PageError::not_found(format!("{} {version}", ctx.t("no_such_version")))))?
+            .ok_or_else(|| {
+                err(PageError::not_found(format!(
+                    "{} {version}",
+                    ctx.t("no_such_version")
+                )))
+            })?
     };
     Ok(match activate(&app, &ctx, files, reason).await {
         Ok(r) => r,

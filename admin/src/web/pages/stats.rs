@@ -96,10 +96,8 @@ impl Stats {
                     app,
                     referral: Some(_),
                     ..
-                } => {
-                    if self.waiting.insert(*app) {
-                        delta = Some((day, 1));
-                    }
+                } if self.waiting.insert(*app) => {
+                    delta = Some((day, 1));
                 }
                 Event::Enrolled { .. } => c.enrolled += 1,
                 Event::Withdrawn { app, .. } => {
