@@ -479,6 +479,8 @@ pub fn layout(ctx: &Ctx, page: &str, title: &str, body: Markup) -> Response {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · Kezek" }
+                // For scripts calling the JSON API with the session (X-CSRF-Token).
+                meta name="csrf-token" content=(ctx.csrf);
                 link rel="stylesheet" href="/assets/style.css";
                 script src="/assets/app.js" defer {}
             }

@@ -438,23 +438,26 @@ pub async fn draft_post(ctx: Ctx, State(app): State<App>, body: Bytes) -> PageRe
         .collect();
     let outcome = match op.as_str() {
         "check" => {
-            let active = app
-                .read()
-                .map_err(|e| err(e.into()))?
-                .state()
-                .rules()
-                .map(RuleSet::hash);
-            match RuleSet::compile(&files) {
-                Ok(r) => Outcome::CheckOk {
+            let files2 = files.clone();
+            let r = app
+                .blocking(move |a| {
+                    let compiled = RuleSet::compile(&files2);
+                    let active = a.read()?.state().rules().map(RuleSet::hash);
+                    Ok((compiled, active))
+                })
+                .await;
+            match r {
+                Ok((Ok(r), active)) => Outcome::CheckOk {
                     active: active.as_deref() == Some(r.hash().as_str()),
                     hash: r.hash(),
                     categories: r.params().categories.len(),
                 },
-                Err(e) => Outcome::RuleError {
+                Ok((Err(e), _)) => Outcome::RuleError {
                     file: e.file.clone(),
                     line: e.line,
                     message: e.to_string(),
                 },
+                Err(e) => Outcome::Error(format!("{} [{}]", e.message, e.code)),
             }
         }
         "impact" => {
@@ -515,16 +518,13 @@ async fn activate(
     files: BTreeMap<String, String>,
     reason: String,
 ) -> Result<Response, Outcome> {
-    if let Err(e) = RuleSet::compile(&files) {
-        return Err(Outcome::RuleError {
-            file: e.file.clone(),
-            line: e.line,
-            message: e.to_string(),
-        });
-    }
     let caller = ctx.caller.clone();
     let r = app
         .blocking(move |a| {
+            // Compiled first (outside the lock) for an error with file and line.
+            if let Err(e) = RuleSet::compile(&files) {
+                return Ok(Err(e));
+            }
             let mut s = a.write()?;
             let now = s.now(Timestamp::now());
             s.execute(
@@ -535,17 +535,22 @@ async fn activate(
                 },
                 now,
             )?;
-            Ok(s.state().rules_version())
+            Ok(Ok(s.state().rules_version()))
         })
         .await;
     match r {
-        Ok(v) => Ok(flash_redirect(
+        Ok(Ok(v)) => Ok(flash_redirect(
             app,
             ctx,
             true,
             format!("{} {v}", ctx.t("done_activate")),
             "/rules",
         )),
+        Ok(Err(e)) => Err(Outcome::RuleError {
+            file: e.file.clone(),
+            line: e.line,
+            message: e.to_string(),
+        }),
         Err(e) => Err(Outcome::Error(format!("{} [{}]", e.message, e.code))),
     }
 }
@@ -561,17 +566,18 @@ pub async fn rollback_post(ctx: Ctx, State(app): State<App>, body: Bytes) -> Pag
         .parse()
         .map_err(|_| err(PageError::bad_request(ctx.t("bad_version"))))?;
     let reason = f.required("reason", &ctx).map_err(err)?;
-    let files = {
-        let s = app.read().map_err(|e| err(e.into()))?;
-        version_files(&s.state().data.rules_versions, version)
-            .cloned()
-            .ok_or_else(|| {
-                err(PageError::not_found(format!(
-                    "{} {version}",
-                    ctx.t("no_such_version")
-                )))
-            })?
-    };
+    let files = app
+        .blocking(move |a| {
+            Ok(version_files(&a.read()?.state().data.rules_versions, version).cloned())
+        })
+        .await
+        .map_err(|e| err(e.into()))?
+        .ok_or_else(|| {
+            err(PageError::not_found(format!(
+                "{} {version}",
+                ctx.t("no_such_version")
+            )))
+        })?;
     Ok(match activate(&app, &ctx, files, reason).await {
         Ok(r) => r,
         Err(Outcome::Error(m)) | Err(Outcome::RuleError { message: m, .. }) => {
