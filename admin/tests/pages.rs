@@ -523,6 +523,17 @@ async fn every_page_renders_in_every_language() {
         b.get("/applications/not-a-number").await.status,
         StatusCode::BAD_REQUEST
     );
+    // Errors of the layers and the router are pages too (with the security headers).
+    let r = b.get("/applications/UO.2022.1.1/recall").await;
+    assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert!(r.body.contains("data-test=\"error\""));
+    assert!(r.headers.get("content-security-policy").is_some());
+    let big = "x".repeat(2 * 1024 * 1024);
+    let r = b.post("/console", &[("script", big.as_str())]).await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(r.body.contains("data-test=\"error\""));
+    let r = b.get("/nope").await;
+    assert!(r.headers.get("content-security-policy").is_some());
     assert_eq!(
         b.get("/api/nope").await.json()["error"]["code"],
         "not_found"

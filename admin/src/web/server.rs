@@ -176,19 +176,36 @@ impl App {
 /// HTML pages elsewhere (with their language and security headers).
 pub fn router(app: App) -> Router {
     let limits = app.inner.limits.clone();
-    let pages = super::pages::routes().layer(axum::middleware::from_fn_with_state(
-        app.clone(),
-        super::pages::lang_and_headers,
-    ));
     super::api::routes()
-        .merge(pages)
-        .with_state(app)
+        .merge(super::pages::routes())
+        .with_state(app.clone())
         .layer(RequestBodyLimitLayer::new(limits.body_bytes))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             limits.request_timeout,
         ))
-        .layer(axum::middleware::map_response(json_errors))
+        .layer(axum::middleware::from_fn(errors_by_path))
+        .layer(axum::middleware::from_fn_with_state(
+            app,
+            super::pages::lang_and_headers,
+        ))
+}
+
+/// The plain-text errors of the layers and the router (413, 408, 405, ...) become JSON
+/// errors under `/api/` and HTML error pages elsewhere.
+async fn errors_by_path(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let path = req.uri().path();
+    let api = path == "/api" || path.starts_with("/api/");
+    let lang = super::pages::request_lang_of(&req);
+    let res = next.run(req).await;
+    if api {
+        json_errors(res).await
+    } else {
+        super::pages::html_errors(res, lang)
+    }
 }
 
 /// Advances the clock every second until the runtime stops.

@@ -77,6 +77,48 @@ pub fn request_lang(parts: &Parts) -> Lang {
     lang_of(&parts.uri, &parts.headers).0
 }
 
+/// The page language of a whole request (before routing).
+pub fn request_lang_of(req: &Request) -> Lang {
+    lang_of(req.uri(), req.headers()).0
+}
+
+/// Turns a plain-text error response (from a layer or the router) into an HTML error
+/// page; HTML, JSON and CSV responses pass as they are.
+pub fn html_errors(res: Response, lang: Lang) -> Response {
+    let status = res.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return res;
+    }
+    let typed = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.starts_with("text/html")
+                || v.starts_with("application/json")
+                || v.starts_with("text/csv")
+        });
+    if typed {
+        return res;
+    }
+    let key = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => "err_too_large",
+        StatusCode::REQUEST_TIMEOUT => "err_timeout",
+        StatusCode::METHOD_NOT_ALLOWED => "err_method",
+        StatusCode::NOT_FOUND => "no_such_page",
+        _ => "err_request",
+    };
+    let mut out = PageError::new(status, t(lang, key))
+        .in_lang(lang)
+        .into_response();
+    for (k, v) in res.headers() {
+        if k != header::CONTENT_TYPE && k != header::CONTENT_LENGTH {
+            out.headers_mut().insert(k.clone(), v.clone());
+        }
+    }
+    out
+}
+
 /// The language and whether it came from the query (then the cookie is set).
 fn lang_of(uri: &Uri, headers: &axum::http::HeaderMap) -> (Lang, bool) {
     if let Some(q) = uri.query() {
