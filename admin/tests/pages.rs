@@ -89,6 +89,8 @@ impl Resp {
 struct Browser<'a> {
     e: &'a Env,
     cookies: HashMap<String, String>,
+    /// The client address the server sees (as `kezek serve` gives it).
+    ip: Option<std::net::SocketAddr>,
 }
 
 impl<'a> Browser<'a> {
@@ -96,6 +98,7 @@ impl<'a> Browser<'a> {
         Browser {
             e,
             cookies: HashMap::new(),
+            ip: None,
         }
     }
 
@@ -110,13 +113,11 @@ impl<'a> Browser<'a> {
         } else {
             req.header("cookie", cookie.join("; "))
         };
-        let res = self
-            .e
-            .router
-            .clone()
-            .oneshot(req.body(body).unwrap())
-            .await
-            .unwrap();
+        let mut req = req.body(body).unwrap();
+        if let Some(ip) = self.ip {
+            req.extensions_mut().insert(axum::extract::ConnectInfo(ip));
+        }
+        let res = self.e.router.clone().oneshot(req).await.unwrap();
         for v in res.headers().get_all("set-cookie") {
             let s = v.to_str().unwrap();
             let (pair, _) = s.split_once(';').unwrap_or((s, ""));
@@ -377,6 +378,33 @@ async fn login_csrf_throttle_and_logout() {
         )
         .await;
     assert_eq!(r.location(), "/");
+}
+
+#[tokio::test]
+async fn failed_logins_from_one_address_lock_that_address() {
+    let e = env_with(Limits {
+        sessions: web::SessionLimits {
+            free_failures_per_ip: 4,
+            ..web::SessionLimits::default()
+        },
+        ..Limits::default()
+    });
+    let mut b = Browser::new(&e);
+    b.ip = Some("10.0.0.7:5555".parse().unwrap());
+    // Four names, one wrong password each: no name is locked, the address is.
+    for name in ["a1", "a2", "a3", "a4"] {
+        let r = b.login(name, "wrong password!").await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    }
+    let r = b.login("oleg", PASSWORD).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    // From another address the same account signs in.
+    let mut c = Browser::new(&e);
+    c.ip = Some("10.0.0.8:5555".parse().unwrap());
+    assert_eq!(
+        c.login("oleg", PASSWORD).await.status,
+        StatusCode::SEE_OTHER
+    );
 }
 
 #[tokio::test]
