@@ -370,6 +370,18 @@ impl Accounts {
         verify_password(password, &phc).then_some(caller)
     }
 
+    /// The account of a name as it stands now (`None` if unknown or disabled): sessions
+    /// follow role changes and disabled accounts at once.
+    pub fn caller(&self, name: &str) -> Option<Caller> {
+        let _ = self.refresh();
+        let c = self.cache.read().ok()?;
+        let a = c.file.accounts.get(name).filter(|a| !a.disabled)?;
+        Some(Caller {
+            name: a.name.clone(),
+            role: a.role,
+        })
+    }
+
     pub fn is_empty(&self) -> bool {
         let _ = self.refresh();
         self.cache

@@ -1,6 +1,8 @@
 //! The JSON API: handlers, request bodies, and the OpenAPI document (utoipa).
 //!
-//! Every endpoint but `/api/health` needs `Authorization: Bearer TOKEN`. Whatever changes
+//! Every endpoint but `/api/health` needs `Authorization: Bearer TOKEN`, or a browser
+//! session (the `kezek_session` cookie, and on POST the header `X-CSRF-Token` with the
+//! session's token). Whatever changes
 //! nothing needs the `viewer` role: cards, queues, publications, rules, the rules check
 //! and impact (they only compute), the console (read-only) and the OpenAPI document.
 //! Actions on applications and places need `operator`; rule activation `rules_admin`.
@@ -17,7 +19,7 @@ use std::sync::OnceLock;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
 use axum::http::request::Parts;
-use axum::http::{header, StatusCode};
+use axum::http::{header, Method, StatusCode, Uri};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -35,17 +37,22 @@ use super::accounts::{Caller, Role};
 use super::audit::{script_detail, AuditEntry};
 use super::error::ApiError;
 use super::server::App;
+use super::session;
 
 // ---------------------------------------------------------------------------------------
 // Authentication and roles.
 
 fn authenticate(parts: &Parts, app: &App, need: Role) -> Result<Caller, ApiError> {
-    let value = parts
-        .headers
-        .get(header::AUTHORIZATION)
-        .ok_or_else(|| {
-            ApiError::unauthorized("sign in: send the header Authorization: Bearer TOKEN")
-        })?
+    let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+        // No token: a browser session, with its CSRF token on anything but a read.
+        if let Some(id) = session::cookie(&parts.headers, session::SESSION_COOKIE) {
+            return session_caller(parts, app, id, need);
+        }
+        return Err(ApiError::unauthorized(
+            "sign in: send the header Authorization: Bearer TOKEN (or sign in at /login)",
+        ));
+    };
+    let value = value
         .to_str()
         .map_err(|_| ApiError::unauthorized("the Authorization header is not text"))?;
     let token = match value.split_once(' ') {
@@ -60,6 +67,10 @@ fn authenticate(parts: &Parts, app: &App, need: Role) -> Result<Caller, ApiError
         .accounts()
         .authenticate(token)
         .ok_or_else(|| ApiError::unauthorized("unknown or revoked token"))?;
+    check_role(caller, need)
+}
+
+fn check_role(caller: Caller, need: Role) -> Result<Caller, ApiError> {
     if caller.role < need {
         return Err(ApiError::forbidden(format!(
             "this needs the role {}; the account '{}' has the role {}",
@@ -69,6 +80,35 @@ fn authenticate(parts: &Parts, app: &App, need: Role) -> Result<Caller, ApiError
         )));
     }
     Ok(caller)
+}
+
+/// The caller of a browser session. A request that may change something (any method but
+/// GET, HEAD, OPTIONS) must carry the session's CSRF token in `X-CSRF-Token`.
+fn session_caller(parts: &Parts, app: &App, id: &str, need: Role) -> Result<Caller, ApiError> {
+    let s =
+        app.inner.sessions.get(id, false).ok_or_else(|| {
+            ApiError::unauthorized("the session has ended: sign in again at /login")
+        })?;
+    let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
+    if !safe {
+        let sent = parts
+            .headers
+            .get(session::CSRF_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if !session::same_secret(sent, &s.csrf) {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "csrf_failed",
+                "a change through a browser session needs the header X-CSRF-Token with the session's token",
+            ));
+        }
+    }
+    let caller = app
+        .accounts()
+        .caller(&s.caller.name)
+        .ok_or_else(|| ApiError::unauthorized("the account is disabled or gone"))?;
+    check_role(caller, need)
 }
 
 macro_rules! role_extractor {
@@ -89,7 +129,7 @@ role_extractor!(Viewer, Role::Viewer);
 role_extractor!(Operator, Role::Operator);
 role_extractor!(RulesAdmin, Role::RulesAdmin);
 
-fn actor(c: &Caller) -> Actor {
+pub(crate) fn actor(c: &Caller) -> Actor {
     Actor::Operator(c.name.clone())
 }
 
@@ -953,8 +993,13 @@ pub async fn console_run(
     .map(Json)
 }
 
-async fn no_route() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+/// Unknown paths: a JSON 404 under `/api/`, the HTML 404 page elsewhere.
+async fn no_route(uri: Uri, parts: Parts) -> axum::response::Response {
+    if uri.path() == "/api" || uri.path().starts_with("/api/") {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint").into_response()
+    } else {
+        super::pages::not_found_page(parts).await
+    }
 }
 
 /// The API's routes (state not yet given). The server adds the limits around them.

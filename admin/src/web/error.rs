@@ -94,7 +94,12 @@ pub async fn json_errors(res: Response) -> Response {
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
+        .is_some_and(|v| {
+            v.starts_with("application/json")
+                || v.starts_with("text/html")
+                || v.starts_with("text/csv")
+        });
+    // The pages answer with HTML error pages of their own.
     if is_json {
         return res;
     }

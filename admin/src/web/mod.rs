@@ -7,14 +7,21 @@
 //! - [`audit`]: the web layer's audit log (`DATA/web/audit.jsonl`).
 //! - [`admin`]: `kezek admin add-user` and `kezek admin token`.
 //! - [`error`]: the JSON errors and the mapping of engine errors to HTTP statuses.
+//! - [`session`]: browser sessions, CSRF tokens, the login throttle, cookies.
+//! - [`i18n`]: the words of the pages in Kazakh, Russian and English.
+//! - [`pages`]: the HTML pages of the console (maud), with `assets/` (CSS, JS).
 
 pub mod accounts;
 pub mod admin;
 pub mod api;
 pub mod audit;
 pub mod error;
+pub mod i18n;
+pub mod pages;
 pub mod server;
+pub mod session;
 
 pub use accounts::{Accounts, Caller, Role};
 pub use admin::AdminCmd;
 pub use server::{router, serve, spawn_ticker, App, Limits};
+pub use session::SessionLimits;

@@ -8,8 +8,9 @@
 //! clock every second: time-driven transitions (phase ends, expiries, lock and stop-list
 //! ends) are emitted as events even when nobody asks.
 
+use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
 use axum::http::StatusCode;
@@ -25,6 +26,8 @@ use tower_http::timeout::TimeoutLayer;
 use super::accounts::{random_password, Accounts, Role};
 use super::audit::Audit;
 use super::error::{json_errors, ApiError};
+use super::pages::stats::Stats;
+use super::session::{SessionLimits, Sessions};
 use crate::cli::Failure;
 
 /// The limits of the web layer.
@@ -41,6 +44,8 @@ pub struct Limits {
     /// Console scripts running at once (the rest wait).
     pub console_concurrency: usize,
     pub console: console::Limits,
+    /// Browser sessions and the login throttle.
+    pub sessions: SessionLimits,
 }
 
 impl Default for Limits {
@@ -52,6 +57,7 @@ impl Default for Limits {
             max_changes: 1000,
             console_concurrency: 2,
             console: console::Limits::default(),
+            sessions: SessionLimits::default(),
         }
     }
 }
@@ -64,6 +70,10 @@ pub(crate) struct Inner {
     pub(crate) console_gate: Semaphore,
     /// One impact computation at a time (each re-ranks every waiting application).
     pub(crate) impact_gate: Semaphore,
+    /// Browser sessions and the login throttle (in memory).
+    pub(crate) sessions: Sessions,
+    /// Figures of the overview and the public page, read from the log incrementally.
+    pub(crate) stats: Mutex<Stats>,
 }
 
 /// The web layer's state, shared by every request.
@@ -100,6 +110,8 @@ impl App {
                 audit,
                 console_gate: Semaphore::new(limits.console_concurrency.max(1)),
                 impact_gate: Semaphore::new(1),
+                sessions: Sessions::new(limits.sessions.clone()),
+                stats: Mutex::new(Stats::default()),
                 limits,
             }),
         })
@@ -160,17 +172,40 @@ impl App {
     }
 }
 
-/// The whole router with its limits: body size, request time, JSON errors everywhere.
+/// The whole router with its limits: body size, request time; JSON errors under `/api/`,
+/// HTML pages elsewhere (with their language and security headers).
 pub fn router(app: App) -> Router {
     let limits = app.inner.limits.clone();
     super::api::routes()
-        .with_state(app)
+        .merge(super::pages::routes())
+        .with_state(app.clone())
         .layer(RequestBodyLimitLayer::new(limits.body_bytes))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             limits.request_timeout,
         ))
-        .layer(axum::middleware::map_response(json_errors))
+        .layer(axum::middleware::from_fn(errors_by_path))
+        .layer(axum::middleware::from_fn_with_state(
+            app,
+            super::pages::lang_and_headers,
+        ))
+}
+
+/// The plain-text errors of the layers and the router (413, 408, 405, ...) become JSON
+/// errors under `/api/` and HTML error pages elsewhere.
+async fn errors_by_path(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let path = req.uri().path();
+    let api = path == "/api" || path.starts_with("/api/");
+    let lang = super::pages::request_lang_of(&req);
+    let res = next.run(req).await;
+    if api {
+        json_errors(res).await
+    } else {
+        super::pages::html_errors(res, lang)
+    }
 }
 
 /// Advances the clock every second until the runtime stops.
@@ -289,9 +324,12 @@ pub fn serve(data: &Path, listen: &str) -> Result<(), Failure> {
             .map_err(|e| io_failure("cannot read the address", e))?;
         println!("Kezek console listening on http://{addr}/ (API under /api/)");
         let ticker = spawn_ticker(app.clone());
-        let served = axum::serve(listener, router(app.clone()))
-            .with_graceful_shutdown(shutdown_signal())
-            .await;
+        let served = axum::serve(
+            listener,
+            router(app.clone()).into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown_signal())
+        .await;
         ticker.abort();
         served.map_err(|e| io_failure("server error", e))
     })?;
