@@ -24,6 +24,7 @@ use tower_http::timeout::TimeoutLayer;
 
 use super::accounts::{random_password, Accounts, Role};
 use super::audit::Audit;
+use super::citizen::{CitizenLimits, Citizens};
 use super::error::{json_errors, ApiError};
 use crate::cli::Failure;
 
@@ -41,6 +42,8 @@ pub struct Limits {
     /// Console scripts running at once (the rest wait).
     pub console_concurrency: usize,
     pub console: console::Limits,
+    /// The parent's flow: nonce and session lifetimes, pool sizes, the journal's length.
+    pub citizen: CitizenLimits,
 }
 
 impl Default for Limits {
@@ -52,6 +55,7 @@ impl Default for Limits {
             max_changes: 1000,
             console_concurrency: 2,
             console: console::Limits::default(),
+            citizen: CitizenLimits::default(),
         }
     }
 }
@@ -60,6 +64,7 @@ pub(crate) struct Inner {
     pub(crate) store: Arc<RwLock<Store>>,
     pub(crate) accounts: Accounts,
     pub(crate) audit: Audit,
+    pub(crate) citizens: Citizens,
     pub(crate) limits: Limits,
     pub(crate) console_gate: Semaphore,
     /// One impact computation at a time (each re-ranks every waiting application).
@@ -93,11 +98,13 @@ impl App {
         let data = store.path().to_path_buf();
         let accounts = Accounts::open(&data)?;
         let audit = Audit::open(&data);
+        let citizens = Citizens::open(&data, limits.citizen.clone())?;
         Ok(App {
             inner: Arc::new(Inner {
                 store: Arc::new(RwLock::new(store)),
                 accounts,
                 audit,
+                citizens,
                 console_gate: Semaphore::new(limits.console_concurrency.max(1)),
                 impact_gate: Semaphore::new(1),
                 limits,
@@ -115,6 +122,17 @@ impl App {
 
     pub fn limits(&self) -> &Limits {
         &self.inner.limits
+    }
+
+    /// The citizen side: nonces, sessions, profiles.
+    pub fn citizens(&self) -> &Citizens {
+        &self.inner.citizens
+    }
+
+    /// The server's clock: the store's manual clock, or the wall clock (never before the
+    /// last event). Signatures are verified, and nonces and sessions expire, by it.
+    pub fn clock_now(&self) -> Result<Timestamp, ApiError> {
+        Ok(self.read()?.now(Timestamp::now()))
     }
 
     /// The store (tests check invariants through it).
