@@ -195,10 +195,7 @@ impl Issued {
                     let Some((name, value)) = fields.next() else {
                         return false;
                     };
-                    let text_only = e
-                        .children
-                        .iter()
-                        .all(|c| matches!(c, XmlNode::Text(_)));
+                    let text_only = e.children.iter().all(|c| matches!(c, XmlNode::Text(_)));
                     if e.namespace.is_some()
                         || e.name != *name
                         || !e.attributes.is_empty()
@@ -486,7 +483,8 @@ impl Citizens {
                 email_set_at: now,
             },
         );
-        let bytes = serde_json::to_vec_pretty(&next).map_err(|e| ApiError::internal(e.to_string()))?;
+        let bytes =
+            serde_json::to_vec_pretty(&next).map_err(|e| ApiError::internal(e.to_string()))?;
         write_atomic(&self.profiles_path(), &bytes)?;
         *profiles = next;
         Ok(())
@@ -502,7 +500,10 @@ impl Citizens {
             }
         }
         let t = Arc::new(crate::pki_cli::load_trust(&self.data).map_err(|f| {
-            ApiError::internal(format!("the trust store cannot be read: {}: {}", f.code, f.message))
+            ApiError::internal(format!(
+                "the trust store cannot be read: {}: {}",
+                f.code, f.message
+            ))
         })?);
         *cache = Some((stamp, t.clone()));
         Ok(t)
@@ -660,7 +661,8 @@ impl Citizens {
         let dir = web_dir(&self.data).join("signed");
         let xml_path = dir.join(format!("{sha}.xml"));
         let new = !xml_path.exists();
-        let json = serde_json::to_vec_pretty(context).map_err(|e| ApiError::internal(e.to_string()))?;
+        let json =
+            serde_json::to_vec_pretty(context).map_err(|e| ApiError::internal(e.to_string()))?;
         write_atomic(&dir.join(format!("{sha}.json")), &json)?;
         if new {
             write_atomic(&xml_path, xml)?;
@@ -696,7 +698,10 @@ fn report_error(report: &Report, login: bool) -> ApiError {
             ),
         ),
         Some(e) => (e.code.as_str().to_string(), e.message.clone()),
-        None => ("signature_invalid".to_string(), "the signature is not valid".to_string()),
+        None => (
+            "signature_invalid".to_string(),
+            "the signature is not valid".to_string(),
+        ),
     };
     let status = match first.map(|e| e.code) {
         Some(ErrorCode::TooLarge) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -808,7 +813,10 @@ pub fn check_email(raw: &str) -> Result<String, ApiError> {
         ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_email",
-            format!("email: '{}' {why}", raw.chars().take(80).collect::<String>()),
+            format!(
+                "email: '{}' {why}",
+                raw.chars().take(80).collect::<String>()
+            ),
         )
     };
     let e = raw.trim();
@@ -865,7 +873,9 @@ fn check_reason(action: Action, reason: Option<&str>) -> Result<String, ApiError
         ));
     }
     if r.chars().any(|c| {
-        c.is_control() || ('\u{202a}'..='\u{202e}').contains(&c) || ('\u{2066}'..='\u{2069}').contains(&c)
+        c.is_control()
+            || ('\u{202a}'..='\u{202e}').contains(&c)
+            || ('\u{2066}'..='\u{2069}').contains(&c)
     }) {
         return Err(invalid(
             "invalid_input",
@@ -951,9 +961,7 @@ pub async fn login(
                 root.name
             )));
         }
-        let nonce = root
-            .single_text("nonce")
-            .map_err(|e| mismatch(e.message))?;
+        let nonce = root.single_text("nonce").map_err(|e| mismatch(e.message))?;
         let signer = verified.signer();
         let iin = signer.iin.clone().ok_or_else(|| {
             ApiError::new(
@@ -1038,7 +1046,14 @@ pub async fn set_email(
             iin: s.iin.clone(),
             cert_serial: s.cert_serial.clone(),
         };
-        audit(a, now, &actor.to_string(), "citizen_email", "ok", json!({"iin": s.iin}));
+        audit(
+            a,
+            now,
+            &actor.to_string(),
+            "citizen_email",
+            "ok",
+            json!({"iin": s.iin}),
+        );
         Ok(json!({"iin": s.iin, "email": email}))
     })
     .await
@@ -1141,9 +1156,9 @@ async fn document(
             )
         })?;
         drop(store);
-        let (xml, nonce, expires_at) =
-            a.citizens()
-                .action_document(action, id, referral, &s.iin, &reason, now)?;
+        let (xml, nonce, expires_at) = a
+            .citizens()
+            .action_document(action, id, referral, &s.iin, &reason, now)?;
         Ok(json!({
             "xml": xml,
             "action": action.code(),
