@@ -170,6 +170,18 @@ pub enum Cmd {
         #[arg(long)]
         reason: String,
     },
+    /// Attach an application to a parent's IIN (who then sees it in the citizen journal).
+    AttachApplicant {
+        id: String,
+        /// The parent's IIN (12 digits, check digit valid).
+        #[arg(long)]
+        iin: String,
+        /// The parent's full name.
+        #[arg(long)]
+        applicant_name: Option<String>,
+        #[arg(long)]
+        reason: String,
+    },
     /// Move a manual clock.
     #[command(group(clap::ArgGroup::new("when").required(true).args(["to", "by"])))]
     Tick {
@@ -720,6 +732,22 @@ pub fn run(cli: Cli) -> Out {
             let id = parse_id(&id)?;
             let (mut store, now) = open_now(data)?;
             exec(&mut store, now, Command::Recall { app: id }, Some(reason))?;
+            show_card(&store, id, json)?;
+        }
+        Cmd::AttachApplicant {
+            id,
+            iin,
+            applicant_name,
+            reason,
+        } => {
+            let id = parse_id(&id)?;
+            let (mut store, now) = open_now(data)?;
+            let command = Command::ChangeApplicant {
+                app: id,
+                applicant_iin: iin,
+                applicant_name,
+            };
+            exec(&mut store, now, command, Some(reason))?;
             show_card(&store, id, json)?;
         }
         Cmd::Extend { id } => {

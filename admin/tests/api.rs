@@ -1291,6 +1291,17 @@ async fn openapi_lists_every_path_and_the_card_schema_matches() {
         ("/api/rules/impact", &["post"]),
         ("/api/rules/activate", &["post"]),
         ("/api/console", &["get", "post"]),
+        ("/api/applications/{id}/applicant", &["post"]),
+        ("/api/citizen/challenge", &["post"]),
+        ("/api/citizen/login", &["post"]),
+        ("/api/citizen/email", &["post"]),
+        ("/api/citizen/me", &["get"]),
+        ("/api/citizen/applications", &["get"]),
+        ("/api/citizen/applications/{id}", &["get"]),
+        ("/api/citizen/applications/{id}/recall/document", &["post"]),
+        ("/api/citizen/applications/{id}/recall", &["post"]),
+        ("/api/citizen/applications/{id}/extend/document", &["post"]),
+        ("/api/citizen/applications/{id}/extend", &["post"]),
     ];
     let paths = doc["paths"].as_object().unwrap();
     assert_eq!(

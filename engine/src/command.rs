@@ -80,6 +80,13 @@ pub enum Command {
     Withdraw {
         app: AppNo,
     },
+    /// Attach an application to another applicant (a parent's IIN, typed by an operator:
+    /// checked, check digit included). The name is the new applicant's, if known.
+    ChangeApplicant {
+        app: AppNo,
+        applicant_iin: String,
+        applicant_name: Option<String>,
+    },
 }
 
 impl Command {
@@ -91,6 +98,7 @@ impl Command {
                 | Command::CancelBenefit { .. }
                 | Command::Withdraw { .. }
                 | Command::ChangeCategory { .. }
+                | Command::ChangeApplicant { .. }
         )
     }
 }
@@ -419,7 +427,55 @@ impl Core {
                     referral: a.referral,
                 }])
             }
+            Command::ChangeApplicant {
+                app,
+                applicant_iin,
+                applicant_name,
+            } => self.decide_applicant(*app, applicant_iin, applicant_name.as_deref(), now),
         }
+    }
+
+    fn decide_applicant(
+        &self,
+        app: AppNo,
+        applicant_iin: &str,
+        applicant_name: Option<&str>,
+        now: Timestamp,
+    ) -> Result<Vec<Event>> {
+        let a = self.app(app)?;
+        let iin = Iin::parse(applicant_iin)
+            .map_err(|e| EngineError::invalid("invalid_iin", format!("applicant IIN: {e}")))?;
+        if iin == a.child_iin {
+            return Err(EngineError::invalid(
+                "invalid_iin",
+                "applicant IIN: the same as the child's",
+            ));
+        }
+        let today = calendar::local_date(now);
+        let born = iin.birth_date();
+        let adult = today
+            .checked_sub(jiff::Span::new().years(MIN_APPLICANT_AGE_YEARS))
+            .is_ok_and(|limit| born <= limit);
+        if !adult {
+            return Err(EngineError::invalid(
+                "invalid_iin",
+                format!(
+                    "applicant IIN: the applicant must be at least {MIN_APPLICANT_AGE_YEARS} years old"
+                ),
+            ));
+        }
+        if iin == a.applicant_iin {
+            return Err(EngineError::refused(
+                "no_change",
+                format!("{app} is already the application of this applicant"),
+            ));
+        }
+        let applicant_name = clean_text("applicant name", applicant_name, MAX_NAME_CHARS)?;
+        Ok(vec![Event::ApplicantChanged {
+            app,
+            applicant_iin: iin,
+            applicant_name,
+        }])
     }
 
     fn active_referral(&self, a: &Application, what: &str) -> Result<&Referral> {

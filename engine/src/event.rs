@@ -134,6 +134,14 @@ pub enum Event {
         app: AppNo,
         referral: Option<u64>,
     },
+    /// An operator attached the application to another applicant (the seed's "merge the
+    /// application to the parent's IIN"): that parent now sees it in their journal.
+    /// Appended last, so the encoding of the earlier variants is unchanged.
+    ApplicantChanged {
+        app: AppNo,
+        applicant_iin: Iin,
+        applicant_name: Option<String>,
+    },
 }
 
 impl Event {
@@ -156,6 +164,7 @@ impl Event {
             Event::BenefitCancelled { .. } => "benefit_cancelled",
             Event::Enrolled { .. } => "enrolled",
             Event::Withdrawn { .. } => "withdrawn",
+            Event::ApplicantChanged { .. } => "applicant_changed",
         }
     }
 
@@ -173,7 +182,8 @@ impl Event {
             | Event::StopListLifted { app }
             | Event::BenefitCancelled { app, .. }
             | Event::Enrolled { app, .. }
-            | Event::Withdrawn { app, .. } => Some(*app),
+            | Event::Withdrawn { app, .. }
+            | Event::ApplicantChanged { app, .. } => Some(*app),
             _ => None,
         }
     }

@@ -79,6 +79,8 @@ pub struct State {
     open_pubs: BTreeMap<(i32, Language), BTreeSet<u64>>,
     /// The application of each child that is not finished (not withdrawn).
     children: HashMap<Iin, AppNo>,
+    /// The applications of each applicant IIN (every status): the citizen's journal.
+    by_applicant: HashMap<String, BTreeSet<AppNo>>,
 }
 
 impl Default for State {
@@ -104,6 +106,7 @@ impl State {
             priority_free: HashMap::new(),
             open_pubs: BTreeMap::new(),
             children: HashMap::new(),
+            by_applicant: HashMap::new(),
         };
         s.rebuild_derived();
         Ok(s)
@@ -115,7 +118,12 @@ impl State {
         self.priority_free.clear();
         self.open_pubs.clear();
         self.children.clear();
+        self.by_applicant.clear();
         for app in self.data.apps.values() {
+            self.by_applicant
+                .entry(app.applicant_iin.as_str().to_string())
+                .or_default()
+                .insert(app.id);
             if app.status.is_waiting() {
                 self.queues
                     .entry(app.cohort)
@@ -167,6 +175,17 @@ impl State {
 
     pub fn app_of_child(&self, iin: &Iin) -> Option<AppNo> {
         self.children.get(iin).copied()
+    }
+
+    /// The applications whose applicant is `iin` (any status), in number order. The IIN
+    /// is compared as text: a certificate's IIN need not pass the check digit.
+    pub fn apps_of_applicant(&self, iin: &str) -> impl Iterator<Item = AppNo> + '_ {
+        self.by_applicant.get(iin).into_iter().flatten().copied()
+    }
+
+    /// How many applications `iin` has filed or been attached to.
+    pub fn count_of_applicant(&self, iin: &str) -> usize {
+        self.by_applicant.get(iin).map_or(0, BTreeSet::len)
     }
 
     pub fn queue(&self, cohort: i32) -> Option<&CohortQueue> {
@@ -455,6 +474,10 @@ impl State {
                 }
                 self.data.max_app_seq = self.data.max_app_seq.max(r.app.seq);
                 self.children.insert(r.child_iin.clone(), r.app);
+                self.by_applicant
+                    .entry(r.applicant_iin.as_str().to_string())
+                    .or_default()
+                    .insert(r.app);
                 self.enqueue(r.app)?;
             }
             Event::CategoryChanged { app, category, key } => {
@@ -632,6 +655,25 @@ impl State {
                 }
                 self.children.remove(&child);
             }
+            Event::ApplicantChanged {
+                app,
+                applicant_iin,
+                applicant_name,
+            } => {
+                let a = self.app_mut(*app)?;
+                let old = std::mem::replace(&mut a.applicant_iin, applicant_iin.clone());
+                a.applicant_name = applicant_name.clone();
+                if let Some(set) = self.by_applicant.get_mut(old.as_str()) {
+                    set.remove(app);
+                    if set.is_empty() {
+                        self.by_applicant.remove(old.as_str());
+                    }
+                }
+                self.by_applicant
+                    .entry(applicant_iin.as_str().to_string())
+                    .or_default()
+                    .insert(*app);
+            }
         }
         self.data.last_seq = rec.seq;
         self.data.last_hash = rec.hash();
@@ -671,6 +713,20 @@ impl State {
                 }
                 _ => {}
             }
+        }
+        let mut by_applicant: HashMap<&str, BTreeSet<AppNo>> = HashMap::new();
+        for app in self.data.apps.values() {
+            by_applicant
+                .entry(app.applicant_iin.as_str())
+                .or_default()
+                .insert(app.id);
+        }
+        if by_applicant.len() != self.by_applicant.len()
+            || by_applicant
+                .iter()
+                .any(|(iin, set)| self.by_applicant.get(*iin) != Some(set))
+        {
+            return Err("the applicant index disagrees with the applications".into());
         }
         for (cohort, q) in &self.queues {
             if q.len() != waiting.get(cohort).copied().unwrap_or(0) {

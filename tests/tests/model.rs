@@ -425,6 +425,7 @@ impl Model {
                 | Command::CancelBenefit { .. }
                 | Command::Withdraw { .. }
                 | Command::ChangeCategory { .. }
+                | Command::ChangeApplicant { .. }
         );
         if needs_reason && !reason {
             return Err("reason_required");
@@ -432,6 +433,11 @@ impl Model {
         let now = self.now;
         let app = |id: &AppNo| self.apps.get(id).ok_or("unknown_application");
         match cmd {
+            // Not generated here: the applicant moves no position (the model keeps no
+            // applicant); admin/tests/citizen.rs covers the command and its checks.
+            Command::ChangeApplicant { .. } => {
+                unreachable!("the model does not generate applicant changes")
+            }
             Command::ActivateRules { files } => {
                 let v = (0..3).find(|v| &rule_variant(*v).0 == files).unwrap();
                 if v == self.rules {
@@ -656,6 +662,8 @@ impl Model {
     fn apply(&mut self, ev: &Event, at: Timestamp) {
         self.last_at = at;
         match ev {
+            // The applicant moves no position.
+            Event::ApplicantChanged { .. } => {}
             Event::RulesActivated { files, version, .. } => {
                 let v = (0..3).find(|v| &rule_variant(*v).0 == files).unwrap();
                 self.rules = v;
@@ -1076,6 +1084,7 @@ fn cmd_name(c: &Command) -> &'static str {
         Command::Enroll { .. } => "enroll",
         Command::CancelBenefit { .. } => "cancel_benefit",
         Command::Withdraw { .. } => "withdraw",
+        Command::ChangeApplicant { .. } => "change_applicant",
     }
 }
 

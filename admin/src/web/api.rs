@@ -195,6 +195,16 @@ pub struct ChangeCategoryBody {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+pub struct ApplicantBody {
+    /// The parent's IIN, as typed: 12 digits with a valid check digit.
+    pub iin: String,
+    /// The parent's full name, if known (otherwise the card shows none).
+    pub applicant_name: Option<String>,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct PublishBody {
     pub kindergarten: String,
     pub cohort: i32,
@@ -595,6 +605,33 @@ pub async fn change_category(
     let command = Command::ChangeCategory {
         app: id,
         category: b.category,
+    };
+    act(app, c, id, command, b.reason).await
+}
+
+#[utoipa::path(post, path = "/api/applications/{id}/applicant", tag = "actions", security(("bearer" = [])),
+    params(("id" = String, Path, description = "application number")),
+    request_body = ApplicantBody,
+    responses(
+        (status = 200, description = "the application is attached to that parent's IIN (who then sees it in the journal): the card", body = CardDoc),
+        (status = 400, description = "not an application number, or not JSON", body = ErrorDoc),
+        (status = 401, description = "no or an unknown token", body = ErrorDoc),
+        (status = 403, description = "the role is below operator", body = ErrorDoc),
+        (status = 404, description = "no such application", body = ErrorDoc),
+        (status = 409, description = "`no_change`: already that applicant's", body = ErrorDoc),
+        (status = 422, description = "`invalid_iin` (format, check digit, the child's own, under 16), no reason, a body of the wrong shape", body = ErrorDoc),
+    ))]
+pub async fn change_applicant(
+    Operator(c): Operator,
+    State(app): State<App>,
+    Path(id): Path<String>,
+    JsonBody(b): JsonBody<ApplicantBody>,
+) -> Result<Json<view::Card>, ApiError> {
+    let id = parse_id(&id)?;
+    let command = Command::ChangeApplicant {
+        app: id,
+        applicant_iin: b.iin,
+        applicant_name: b.applicant_name,
     };
     act(app, c, id, command, b.reason).await
 }
@@ -1032,6 +1069,8 @@ pub fn routes() -> Router<App> {
         .route("/api/rules/impact", post(rules_impact))
         .route("/api/rules/activate", post(rules_activate))
         .route("/api/console", get(console_help).post(console_run))
+        .route("/api/applications/{id}/applicant", post(change_applicant))
+        .merge(super::citizen::routes())
         .fallback(no_route)
 }
 
@@ -1040,7 +1079,7 @@ pub fn routes() -> Router<App> {
 // engine does not depend on utoipa); a test compares them with real responses.
 
 #[allow(dead_code)]
-mod doc {
+pub(crate) mod doc {
     use utoipa::ToSchema;
 
     /// `{"error": {"code": "...", "message": "..."}}`.
@@ -1241,7 +1280,7 @@ mod doc {
     }
 }
 
-use doc::*;
+pub(crate) use doc::*;
 
 struct BearerAuth;
 
@@ -1252,6 +1291,11 @@ impl Modify for BearerAuth {
             "bearer",
             SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
         );
+        // A citizen's token from POST /api/citizen/login (a signature login).
+        components.add_security_scheme(
+            "citizen",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
     }
 }
 
@@ -1259,18 +1303,26 @@ impl Modify for BearerAuth {
 #[openapi(
     info(
         title = "Kezek admin API",
-        description = "The preschool enrollment queue: cards, queues, actions, rules with impact, and a read-only Rhai console. Errors are {\"error\": {\"code\", \"message\"}}."
+        description = "The preschool enrollment queue: cards, queues, actions, rules with impact, a read-only Rhai console, and the parent's flow (signature login, journal, signed recall and extension). Errors are {\"error\": {\"code\", \"message\"}}."
     ),
     paths(
         health, me, openapi_json, card, explain, offers, queue, recall, take, extend, enroll,
-        withdraw, cancel_benefit, change_category, publications, publish, rules_show,
-        rules_version, rules_check, rules_impact, rules_activate, console_help, console_run
+        withdraw, cancel_benefit, change_category, change_applicant, publications, publish,
+        rules_show, rules_version, rules_check, rules_impact, rules_activate, console_help,
+        console_run,
+        super::citizen::challenge, super::citizen::login, super::citizen::set_email,
+        super::citizen::me, super::citizen::journal, super::citizen::card,
+        super::citizen::recall_document, super::citizen::recall,
+        super::citizen::extend_document, super::citizen::extend
     ),
     components(schemas(
         ErrorDoc, ErrorInner, HealthDoc, MeDoc, CardDoc, ReferralDoc, HistoryDoc, QueuePageDoc,
         OfferDoc, PublicationDoc, CheckDoc, ChangeDoc, ImpactDoc, ActivatedDoc, ConsoleDoc,
         ReasonBody, TakeBody, ChangeCategoryBody, PublishBody, RulesBody, ImpactBody,
-        ActivateBody, ConsoleBody
+        ActivateBody, ConsoleBody, ApplicantBody,
+        super::citizen::SignedBody, super::citizen::EmailBody, super::citizen::CitizenReasonBody,
+        super::citizen::ChallengeDoc, super::citizen::LoginDoc, super::citizen::EmailDoc,
+        super::citizen::JournalDoc, super::citizen::DocumentDoc
     )),
     modifiers(&BearerAuth)
 )]

@@ -25,6 +25,7 @@ use tower_http::timeout::TimeoutLayer;
 
 use super::accounts::{random_password, Accounts, Role};
 use super::audit::Audit;
+use super::citizen::{CitizenLimits, Citizens};
 use super::error::{json_errors, ApiError};
 use super::pages::stats::Stats;
 use super::session::{SessionLimits, Sessions};
@@ -46,6 +47,8 @@ pub struct Limits {
     pub console: console::Limits,
     /// Browser sessions and the login throttle.
     pub sessions: SessionLimits,
+    /// The parent's flow: nonce and session lifetimes, pool sizes, the journal's length.
+    pub citizen: CitizenLimits,
 }
 
 impl Default for Limits {
@@ -58,6 +61,7 @@ impl Default for Limits {
             console_concurrency: 2,
             console: console::Limits::default(),
             sessions: SessionLimits::default(),
+            citizen: CitizenLimits::default(),
         }
     }
 }
@@ -66,6 +70,7 @@ pub(crate) struct Inner {
     pub(crate) store: Arc<RwLock<Store>>,
     pub(crate) accounts: Accounts,
     pub(crate) audit: Audit,
+    pub(crate) citizens: Citizens,
     pub(crate) limits: Limits,
     pub(crate) console_gate: Semaphore,
     /// One impact computation at a time (each re-ranks every waiting application).
@@ -103,11 +108,13 @@ impl App {
         let data = store.path().to_path_buf();
         let accounts = Accounts::open(&data)?;
         let audit = Audit::open(&data);
+        let citizens = Citizens::open(&data, limits.citizen.clone())?;
         Ok(App {
             inner: Arc::new(Inner {
                 store: Arc::new(RwLock::new(store)),
                 accounts,
                 audit,
+                citizens,
                 console_gate: Semaphore::new(limits.console_concurrency.max(1)),
                 impact_gate: Semaphore::new(1),
                 sessions: Sessions::new(limits.sessions.clone()),
@@ -127,6 +134,17 @@ impl App {
 
     pub fn limits(&self) -> &Limits {
         &self.inner.limits
+    }
+
+    /// The citizen side: nonces, sessions, profiles.
+    pub fn citizens(&self) -> &Citizens {
+        &self.inner.citizens
+    }
+
+    /// The server's clock: the store's manual clock, or the wall clock (never before the
+    /// last event). Signatures are verified, and nonces and sessions expire, by it.
+    pub fn clock_now(&self) -> Result<Timestamp, ApiError> {
+        Ok(self.read()?.now(Timestamp::now()))
     }
 
     /// The store (tests check invariants through it).
