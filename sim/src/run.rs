@@ -386,6 +386,15 @@ impl<'a> Sim<'a> {
             .unwrap_or_else(|| code.to_string())
     }
 
+    /// The simulation's record of an application (its free-access speed drawn once).
+    fn app_sim(&mut self, id: AppNo) -> &mut AppSim {
+        let seed = self.seed;
+        self.apps.entry(id).or_insert_with(|| AppSim {
+            speed: draws::raw(seed, id, Kind::Speed, 0),
+            ..AppSim::default()
+        })
+    }
+
     /// Re-indexes one application after events changed it.
     fn sync(&mut self, id: AppNo) {
         let Some(a) = self.core.state.app(id) else {
@@ -393,16 +402,10 @@ impl<'a> Sim<'a> {
         };
         let now = (a.cohort, a.language, a.key, a.status.is_waiting(), a.status == Status::Queued);
         let category = a.category.clone();
-        let entry = self.apps.entry(id).or_insert_with(|| AppSim {
-            speed: draws::raw(self.seed, id, Kind::Speed, 0),
-            ..AppSim::default()
-        });
+        let reverse = self.reverse_alias.get(&category).cloned();
+        let entry = self.app_sim(id);
         if entry.category.is_empty() {
-            entry.category = self
-                .reverse_alias
-                .get(&category)
-                .cloned()
-                .unwrap_or(category);
+            entry.category = reverse.unwrap_or(category);
         }
         let speed = entry.speed;
         let old = entry.indexed.replace(now);
@@ -501,7 +504,7 @@ impl<'a> Sim<'a> {
                         }
                     }
                     let k = {
-                        let s = self.apps.entry(*app).or_default();
+                        let s = self.app_sim(*app);
                         if s.first_referral_at.is_none() {
                             s.first_referral_at = Some(rec.at);
                         }
@@ -524,7 +527,7 @@ impl<'a> Sim<'a> {
                             .referrals
                             .get(referral)
                             .map(|r| r.issued_at);
-                        self.apps.entry(*app).or_default().placed_at = issued;
+                        self.app_sim(*app).placed_at = issued;
                     }
                 }
                 Event::Withdrawn { .. } => self.rep.withdrawn += 1,
@@ -611,8 +614,8 @@ impl<'a> Sim<'a> {
                         input.category = Some(to.clone());
                     }
                 }
-                self.apps.entry(app).or_default().category = category;
-                self.apps.entry(app).or_default().in_horizon = true;
+                self.app_sim(app).category = category;
+                self.app_sim(app).in_horizon = true;
                 if self
                     .exec(Command::Register(Box::new(input)), None, at)?
                     .is_some()
@@ -845,7 +848,7 @@ impl<'a> Sim<'a> {
                         Err(e) if e.code == "not_eligible" => break 'scan,
                         Err(_) => break,
                     }
-                    let s = self.apps.entry(key.app).or_default();
+                    let s = self.app_sim(key.app);
                     let k = s.offers_priority;
                     s.offers_priority += 1;
                     if draws::uniform(self.seed, key.app, Kind::TakePriority, k)
@@ -944,7 +947,7 @@ impl<'a> Sim<'a> {
         if !ok {
             return Ok(false);
         }
-        let s = self.apps.entry(app).or_default();
+        let s = self.app_sim(app);
         let k = s.offers_free;
         s.offers_free += 1;
         if draws::uniform(self.seed, app, Kind::TakeFree, k) < self.scenario.behaviour.take_in_free_access {
@@ -1113,7 +1116,7 @@ fn run_rule_set_inner(
         .collect();
     for (app, referral, _) in held {
         let k = {
-            let s = sim.apps.entry(app).or_default();
+            let s = sim.app_sim(app);
             let k = s.referrals;
             s.referrals += 1;
             k
@@ -1131,7 +1134,7 @@ fn run_rule_set_inner(
         .collect();
     sim.rep.start.waiting = waiting_at_start.len() as u64;
     for app in &waiting_at_start {
-        sim.apps.entry(*app).or_default().in_horizon = true;
+        sim.app_sim(*app).in_horizon = true;
         sim.plan_withdrawal(*app, start.at);
     }
     for (i, a) in plan.arrivals.iter().enumerate() {
