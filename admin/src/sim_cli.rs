@@ -283,11 +283,21 @@ fn summary(r: &Report) -> String {
         s.push('\n');
     };
     row(&mut s, "waiting at start", &|x| x.start.waiting.to_string());
-    row(&mut s, "arrivals registered", &|x| x.arrivals.registered.to_string());
-    row(&mut s, "places published", &|x| x.places.published.to_string());
-    row(&mut s, "places refused (blackout)", &|x| x.places.refused_blackout.to_string());
-    row(&mut s, "unused at priority end", &|x| x.places.unused_at_priority_end.to_string());
-    row(&mut s, "referrals issued", &|x| x.referrals.issued.to_string());
+    row(&mut s, "arrivals registered", &|x| {
+        x.arrivals.registered.to_string()
+    });
+    row(&mut s, "places published", &|x| {
+        x.places.published.to_string()
+    });
+    row(&mut s, "places refused (blackout)", &|x| {
+        x.places.refused_blackout.to_string()
+    });
+    row(&mut s, "unused at priority end", &|x| {
+        x.places.unused_at_priority_end.to_string()
+    });
+    row(&mut s, "referrals issued", &|x| {
+        x.referrals.issued.to_string()
+    });
     row(&mut s, "  recalled", &|x| x.referrals.recalled.to_string());
     row(&mut s, "  extended", &|x| x.referrals.extended.to_string());
     row(&mut s, "  expired", &|x| x.referrals.expired.to_string());
@@ -298,7 +308,10 @@ fn summary(r: &Report) -> String {
     cats.dedup();
     for c in &cats {
         row(&mut s, &format!("  placed {c}"), &|x| {
-            x.placed.get(*c).map_or(0, |m| m.values().sum::<u64>()).to_string()
+            x.placed
+                .get(*c)
+                .map_or(0, |m| m.values().sum::<u64>())
+                .to_string()
         });
     }
     let mut wcats: Vec<&String> = sets.iter().flat_map(|x| x.waiting_days.keys()).collect();
@@ -306,12 +319,14 @@ fn summary(r: &Report) -> String {
     wcats.dedup();
     for c in &wcats {
         row(&mut s, &format!("  days to referral {c}"), &|x| {
-            x.waiting_days
-                .get(*c)
-                .map_or("-".into(), |w| format!("{} / p90 {}", w.median_days, w.p90_days))
+            x.waiting_days.get(*c).map_or("-".into(), |w| {
+                format!("{} / p90 {}", w.median_days, w.p90_days)
+            })
         });
     }
-    row(&mut s, "justified envy", &|x| x.justified_envy.total.to_string());
+    row(&mut s, "justified envy", &|x| {
+        x.justified_envy.total.to_string()
+    });
     row(&mut s, "waiting at end", &|x| {
         x.queue.last().map_or(0, |q| q.total).to_string()
     });
@@ -321,11 +336,21 @@ fn summary(r: &Report) -> String {
             "against the baseline: {} earlier · {} later · {} unchanged (of {}); placed only under the candidate {}, only under the baseline {}",
             c.earlier, c.later, c.unchanged, c.applications, c.placed_only_in_candidate, c.placed_only_in_baseline
         );
-        for x in c.largest_earlier.iter().take(3).chain(c.largest_later.iter().take(3)) {
+        for x in c
+            .largest_earlier
+            .iter()
+            .take(3)
+            .chain(c.largest_later.iter().take(3))
+        {
             let _ = writeln!(
                 s,
                 "  {} ({}, {}): {} -> {} days ({:+})",
-                x.application, x.category, x.cohort, x.baseline_days, x.candidate_days, x.shift_days
+                x.application,
+                x.category,
+                x.cohort,
+                x.baseline_days,
+                x.candidate_days,
+                x.shift_days
             );
         }
     }

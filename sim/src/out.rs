@@ -105,7 +105,12 @@ pub fn files_of_report(r: &Report) -> Files {
                 let _ = writeln!(
                     shifts,
                     "{dir},{},{},{},{},{},{}",
-                    s.application, s.category, s.cohort, s.baseline_days, s.candidate_days, s.shift_days
+                    s.application,
+                    s.category,
+                    s.cohort,
+                    s.baseline_days,
+                    s.candidate_days,
+                    s.shift_days
                 );
             }
         }
@@ -155,7 +160,11 @@ pub fn files_of_report(r: &Report) -> Files {
         .collect();
     f.insert(
         "waiting_days.svg".into(),
-        bar_chart("Days from registration to referral, by category", &cats, &bars),
+        bar_chart(
+            "Days from registration to referral, by category",
+            &cats,
+            &bars,
+        ),
     );
     f
 }
@@ -179,16 +188,15 @@ pub fn files_of_runs(m: &MultiReport) -> Files {
     f.insert("figures.csv".into(), figures);
     // The queue chart with the median over seeds, and the min and max as thin lines.
     let mut series = Vec::new();
-    for (role, present) in [("baseline", true), ("candidate", m.first.candidate.is_some())] {
+    for (role, present) in [
+        ("baseline", true),
+        ("candidate", m.first.candidate.is_some()),
+    ] {
         if !present {
             continue;
         }
         let weeks = m.first.baseline.queue.len();
-        for (stat, pick) in [
-            ("median", 0usize),
-            ("min", 1),
-            ("max", 2),
-        ] {
+        for (stat, pick) in [("median", 0usize), ("min", 1), ("max", 2)] {
             let ys: Vec<f64> = (0..weeks)
                 .map(|w| {
                     m.figures
@@ -223,7 +231,9 @@ pub fn write(dir: &Path, files: &Files) -> std::io::Result<()> {
     Ok(())
 }
 
-const COLORS: [&str; 6] = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"];
+const COLORS: [&str; 6] = [
+    "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b",
+];
 const W: f64 = 800.0;
 const H: f64 = 420.0;
 const LEFT: f64 = 70.0;
@@ -232,7 +242,9 @@ const TOP: f64 = 40.0;
 const BOTTOM: f64 = 60.0;
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 fn nice_max(x: f64) -> f64 {
@@ -292,7 +304,12 @@ pub fn line_chart(title: &str, xlabel: &str, series: &[(String, Vec<f64>)]) -> S
             .flat_map(|(_, ys)| ys.iter().copied())
             .fold(0.0, f64::max),
     );
-    let n = series.iter().map(|(_, ys)| ys.len()).max().unwrap_or(0).max(2);
+    let n = series
+        .iter()
+        .map(|(_, ys)| ys.len())
+        .max()
+        .unwrap_or(0)
+        .max(2);
     let mut s = frame(title, ymax);
     let x_of = |i: usize| LEFT + (W - LEFT - RIGHT) * i as f64 / (n - 1) as f64;
     let y_of = |v: f64| H - BOTTOM - (H - TOP - BOTTOM) * v / ymax;

@@ -218,7 +218,10 @@ pub struct EarlierLater {
 pub const LARGEST_SHIFTS: usize = 10;
 
 impl Comparison {
-    pub(crate) fn of(base: &BTreeMap<AppNo, Outcome>, cand: &BTreeMap<AppNo, Outcome>) -> Comparison {
+    pub(crate) fn of(
+        base: &BTreeMap<AppNo, Outcome>,
+        cand: &BTreeMap<AppNo, Outcome>,
+    ) -> Comparison {
         let mut c = Comparison::default();
         let mut shifts: Vec<(i64, AppNo, Shift)> = Vec::new();
         for (id, b) in base {

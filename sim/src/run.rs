@@ -45,7 +45,10 @@ pub fn horizon_end(start: Timestamp, months: u32) -> Option<Timestamp> {
         .map(|z| z.timestamp())
 }
 
-pub(crate) fn prepare_start(scenario: &Scenario, store: Option<Data>) -> Result<StartState, SimError> {
+pub(crate) fn prepare_start(
+    scenario: &Scenario,
+    store: Option<Data>,
+) -> Result<StartState, SimError> {
     match (&scenario.start, store) {
         (StartKind::Demo { seed, small }, _) => {
             let at = scenario.start_at.unwrap_or_else(demo::anchor);
@@ -158,7 +161,11 @@ fn rates_from_history(data: &Data, start: Timestamp) -> Vec<(i32, String, Langua
         .collect()
 }
 
-pub(crate) fn make_plan(scenario: &Scenario, start: &StartState, seed: u64) -> Result<Plan, SimError> {
+pub(crate) fn make_plan(
+    scenario: &Scenario,
+    start: &StartState,
+    seed: u64,
+) -> Result<Plan, SimError> {
     let end = horizon_end(start.at, scenario.horizon_months).ok_or_else(|| SimError::Scenario {
         field: "horizon_months".into(),
         message: "the horizon ends past the supported range of dates".into(),
@@ -251,13 +258,23 @@ pub(crate) fn make_plan(scenario: &Scenario, start: &StartState, seed: u64) -> R
             tries += 1;
         }
         used.insert(child.as_str().to_string());
-        let parent_birth = Date::new(rng.random_range(1975..=2000), rng.random_range(1..=12), rng.random_range(1..=28))
-            .unwrap_or(Date::constant(1990, 1, 1));
-        let applicant = Iin::make_valid(parent_birth, rng.random_bool(0.7), rng.random_range(0..10_000));
-        let seq = base.checked_add(i as u32).ok_or_else(|| SimError::Scenario {
-            field: "arrivals".into(),
-            message: "application numbers ran out".into(),
-        })?;
+        let parent_birth = Date::new(
+            rng.random_range(1975..=2000),
+            rng.random_range(1..=12),
+            rng.random_range(1..=28),
+        )
+        .unwrap_or(Date::constant(1990, 1, 1));
+        let applicant = Iin::make_valid(
+            parent_birth,
+            rng.random_bool(0.7),
+            rng.random_range(0..10_000),
+        );
+        let seq = base
+            .checked_add(i as u32)
+            .ok_or_else(|| SimError::Scenario {
+                field: "arrivals".into(),
+                message: "application numbers ran out".into(),
+            })?;
         let app = AppNo {
             year: calendar::local_date(at).year() as u16,
             seq,
@@ -400,7 +417,13 @@ impl<'a> Sim<'a> {
         let Some(a) = self.core.state.app(id) else {
             return;
         };
-        let now = (a.cohort, a.language, a.key, a.status.is_waiting(), a.status == Status::Queued);
+        let now = (
+            a.cohort,
+            a.language,
+            a.key,
+            a.status.is_waiting(),
+            a.status == Status::Queued,
+        );
         let category = a.category.clone();
         let reverse = self.reverse_alias.get(&category).cloned();
         let entry = self.app_sim(id);
@@ -431,12 +454,11 @@ impl<'a> Sim<'a> {
         if queued {
             self.rush.entry((c, l)).or_default().insert((speed, id));
             // Behind the cursor of an open free-access publication: ask on the next pass.
-            let behind = self
-                .core
-                .state
-                .open_publications(c, l)
-                .iter()
-                .any(|p| self.cursor.get(&p.id).is_some_and(|cur| *cur >= (speed, id)));
+            let behind = self.core.state.open_publications(c, l).iter().any(|p| {
+                self.cursor
+                    .get(&p.id)
+                    .is_some_and(|cur| *cur >= (speed, id))
+            });
             if behind {
                 self.late.entry((c, l)).or_default().push((speed, id));
             }
@@ -582,7 +604,12 @@ impl<'a> Sim<'a> {
         })
     }
 
-    fn exec(&mut self, command: Command, reason: Option<&str>, at: Timestamp) -> Result<Option<Vec<EventRecord>>, SimError> {
+    fn exec(
+        &mut self,
+        command: Command,
+        reason: Option<&str>,
+        at: Timestamp,
+    ) -> Result<Option<Vec<EventRecord>>, SimError> {
         let req = Self::request(command, reason);
         match self.core.execute(&req, at) {
             Ok(recs) => {
@@ -629,23 +656,28 @@ impl<'a> Sim<'a> {
             Act::Publish(i) => self.publish(i, at)?,
             Act::Sample(week) => self.sample(week, at),
             Act::Recall(app, referral) => {
-                if self.active_referral(app, referral) {
-                    if self
+                if self.active_referral(app, referral)
+                    && self
                         .exec(Command::Recall { app }, Some("simulated recall"), at)?
                         .is_none()
-                    {
-                        self.rep.referrals.recall_refused += 1;
-                    }
+                {
+                    self.rep.referrals.recall_refused += 1;
                 }
             }
             Act::Extend(app, referral) => {
                 if self.active_referral(app, referral) {
-                    let k = self.apps.get(&app).map_or(0, |s| s.referrals.saturating_sub(1));
+                    let k = self
+                        .apps
+                        .get(&app)
+                        .map_or(0, |s| s.referrals.saturating_sub(1));
                     if self.exec(Command::Extend { app }, None, at)?.is_some() {
                         let b = &self.scenario.behaviour;
-                        if draws::uniform(self.seed, app, Kind::AfterExtend, k) < b.enroll_after_extend {
+                        if draws::uniform(self.seed, app, Kind::AfterExtend, k)
+                            < b.enroll_after_extend
+                        {
                             let valid = self.core.state.data.referrals[&referral].valid_until;
-                            let f = 0.05 + 0.9 * draws::uniform(self.seed, app, Kind::TimingAfterExtend, k);
+                            let f = 0.05
+                                + 0.9 * draws::uniform(self.seed, app, Kind::TimingAfterExtend, k);
                             let span = (valid.as_second() - at.as_second()).max(0) as f64;
                             let when = Timestamp::from_second(at.as_second() + (span * f) as i64)
                                 .unwrap_or(at);
@@ -810,17 +842,16 @@ impl<'a> Sim<'a> {
         // Positions 1.. of the whole cohort; a chunk is copied, takes only remove keys.
         let mut from = 0usize;
         const CHUNK: usize = 512;
-        'scan: loop {
-            let keys = match self.core.state.queue(lane.0) {
-                Some(q) => q.page(from, CHUNK),
-                None => break,
-            };
+        'scan: while let Some(q) = self.core.state.queue(lane.0) {
+            let keys = q.page(from, CHUNK);
             if keys.is_empty() {
                 break;
             }
             let mut taken = 0usize;
             for key in &keys {
-                let Some(a) = self.core.state.app(key.app) else { continue };
+                let Some(a) = self.core.state.app(key.app) else {
+                    continue;
+                };
                 if a.language != lane.1 || a.status != Status::Queued {
                     continue;
                 }
@@ -832,7 +863,9 @@ impl<'a> Sim<'a> {
                     if pubs.is_empty() {
                         break 'scan;
                     }
-                    let Some(pid) = pubs.into_iter().find(|p| !self.declined.contains(&(key.app, *p)))
+                    let Some(pid) = pubs
+                        .into_iter()
+                        .find(|p| !self.declined.contains(&(key.app, *p)))
                     else {
                         break;
                     };
@@ -855,7 +888,14 @@ impl<'a> Sim<'a> {
                         < self.scenario.behaviour.take_in_priority
                     {
                         if self
-                            .exec(Command::Take { app: key.app, publication: pid }, None, at)?
+                            .exec(
+                                Command::Take {
+                                    app: key.app,
+                                    publication: pid,
+                                },
+                                None,
+                                at,
+                            )?
                             .is_some()
                         {
                             taken += 1;
@@ -950,9 +990,18 @@ impl<'a> Sim<'a> {
         let s = self.app_sim(app);
         let k = s.offers_free;
         s.offers_free += 1;
-        if draws::uniform(self.seed, app, Kind::TakeFree, k) < self.scenario.behaviour.take_in_free_access {
+        if draws::uniform(self.seed, app, Kind::TakeFree, k)
+            < self.scenario.behaviour.take_in_free_access
+        {
             if self
-                .exec(Command::Take { app, publication: pid }, None, at)?
+                .exec(
+                    Command::Take {
+                        app,
+                        publication: pid,
+                    },
+                    None,
+                    at,
+                )?
                 .is_some()
             {
                 return Ok(true);
@@ -1176,7 +1225,7 @@ fn run_rule_set_inner(
     let mut last_day = start.at;
     loop {
         steps += 1;
-        if steps % 512 == 0 {
+        if steps.is_multiple_of(512) {
             control.check()?;
         }
         let next_act = sim.actions.first_key_value().map(|((t, _), _)| *t);
@@ -1217,7 +1266,9 @@ fn run_rule_set_inner(
     let state = &sim.core.state;
     let mut waits: BTreeMap<String, Vec<i64>> = BTreeMap::new();
     for a in state.data.apps.values() {
-        let Some(s) = sim.apps.get(&a.id) else { continue };
+        let Some(s) = sim.apps.get(&a.id) else {
+            continue;
+        };
         if !s.in_horizon {
             continue;
         }
@@ -1249,8 +1300,7 @@ fn run_rule_set_inner(
             _ => None,
         };
         if placed_at.is_some() {
-            *sim
-                .rep
+            *sim.rep
                 .placed
                 .entry(category.clone())
                 .or_default()
@@ -1276,7 +1326,9 @@ fn run_rule_set_inner(
     }
     for (c, mut w) in waits {
         w.sort_unstable();
-        sim.rep.waiting_days.insert(c, report::Spread::of_seconds(&w));
+        sim.rep
+            .waiting_days
+            .insert(c, report::Spread::of_seconds(&w));
     }
     sim.rep.justified_envy.total =
         sim.rep.justified_envy.priority + sim.rep.justified_envy.free_access;
@@ -1297,11 +1349,16 @@ pub(crate) fn simulate_pair(
     control: &Control<'_>,
 ) -> Result<(Report, Vec<Core>), SimError> {
     let plan = make_plan(scenario, start, seed)?;
-    let base = run_rule_set(scenario, start, &plan, baseline, seed, control)?;
+    // The two rule sets are independent given the plan: one core each.
+    let (base, cand) = rayon::join(
+        || run_rule_set(scenario, start, &plan, baseline, seed, control),
+        || candidate.map(|c| run_rule_set(scenario, start, &plan, Some(c), seed, control)),
+    );
+    let base = base?;
     let mut cores = Vec::new();
-    let (candidate_report, comparison) = match candidate {
-        Some(c) => {
-            let cand = run_rule_set(scenario, start, &plan, Some(c), seed, control)?;
+    let (candidate_report, comparison) = match cand {
+        Some(cand) => {
+            let cand = cand?;
             let cmp = Comparison::of(&base.outcomes, &cand.outcomes);
             cores.push(cand.core);
             (Some(cand.report), Some(cmp))
@@ -1333,5 +1390,12 @@ pub fn simulate_with_cores(
     candidate: Option<&RuleInput>,
     seed: u64,
 ) -> Result<(Report, Vec<Core>), SimError> {
-    simulate_pair(scenario, start, baseline, candidate, seed, &Control::default())
+    simulate_pair(
+        scenario,
+        start,
+        baseline,
+        candidate,
+        seed,
+        &Control::default(),
+    )
 }

@@ -193,12 +193,7 @@ fn date(field: &str, v: &toml::Value) -> Result<Date, SimError> {
     let text = match v {
         toml::Value::String(s) => s.clone(),
         toml::Value::Datetime(d) if d.date.is_some() && d.time.is_none() => d.to_string(),
-        other => {
-            return Err(bad(
-                field,
-                format!("{other} is not a date YYYY-MM-DD"),
-            ))
-        }
+        other => return Err(bad(field, format!("{other} is not a date YYYY-MM-DD"))),
     };
     text.parse::<Date>()
         .map_err(|_| bad(field, format!("'{text}' is not a date YYYY-MM-DD")))
@@ -213,7 +208,9 @@ fn instant(field: &str, v: &toml::Value) -> Result<Timestamp, SimError> {
     text.parse::<Timestamp>().map_err(|_| {
         bad(
             field,
-            format!("'{text}' is not an RFC 3339 instant with an offset (2026-12-01T09:00:00+05:00)"),
+            format!(
+                "'{text}' is not an RFC 3339 instant with an offset (2026-12-01T09:00:00+05:00)"
+            ),
         )
     })
 }
@@ -236,7 +233,10 @@ fn category_code(field: &str, s: &str) -> Result<String, SimError> {
     if ok {
         Ok(s.to_string())
     } else {
-        Err(bad(field, format!("'{s}' is not a category code ([a-z_], 1 to 32)")))
+        Err(bad(
+            field,
+            format!("'{s}' is not a category code ([a-z_], 1 to 32)"),
+        ))
     }
 }
 
@@ -450,7 +450,9 @@ impl Scenario {
         if (sum - 1.0).abs() > 1e-9 {
             return Err(bad(
                 "behaviour.enroll",
-                format!("recall + extend + expire + enroll must add up to 1 (they add up to {sum})"),
+                format!(
+                    "recall + extend + expire + enroll must add up to 1 (they add up to {sum})"
+                ),
             ));
         }
 

@@ -106,8 +106,14 @@ fn interleave() -> RuleInput {
         .into_iter()
         .map(|(name, src)| {
             if name == "order.rhai" {
-                let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios/rules/interleave-1-3/order.rhai");
-                (name, std::fs::read_to_string(path).expect("the interleaving rule file"))
+                let path = concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/../scenarios/rules/interleave-1-3/order.rhai"
+                );
+                (
+                    name,
+                    std::fs::read_to_string(path).expect("the interleaving rule file"),
+                )
             } else {
                 (name, src)
             }
@@ -149,7 +155,8 @@ fn same_inputs_give_the_same_bytes_and_other_seeds_other_draws() {
 fn places_and_arrivals_are_conserved_and_the_engine_state_holds() {
     let sc = scenario(5);
     let start = StartState::prepare(&sc, None).expect("start");
-    let (report, cores) = simulate_with_cores(&sc, &start, None, Some(&fcfs()), 5).expect("simulate");
+    let (report, cores) =
+        simulate_with_cores(&sc, &start, None, Some(&fcfs()), 5).expect("simulate");
     for (rep, core) in std::iter::once(&report.baseline)
         .chain(report.candidate.as_ref())
         .zip(&cores)
@@ -186,20 +193,28 @@ fn places_and_arrivals_are_conserved_and_the_engine_state_holds() {
             .sum();
         assert!(rep.placed_total <= rep.places.published + start_places);
         assert!(rep.referrals.enrolled <= rep.referrals.issued);
-        assert_eq!(rep.referrals.take_refused, 0, "the simulation offers only what the engine allows");
+        assert_eq!(
+            rep.referrals.take_refused, 0,
+            "the simulation offers only what the engine allows"
+        );
         // Every arrival is accounted for: waiting, placed (holding or enrolled), withdrawn.
         let a = &rep.arrivals;
         assert!(a.registered > 100);
         assert_eq!(a.refused, 0);
         assert_eq!(a.drawn, a.registered + a.refused);
         let e = &a.end;
-        assert_eq!(a.registered, e.waiting + e.holding_referral + e.enrolled + e.withdrawn);
+        assert_eq!(
+            a.registered,
+            e.waiting + e.holding_referral + e.enrolled + e.withdrawn
+        );
         let s = &rep.start;
         assert_eq!(
             s.waiting,
             s.end.waiting + s.end.holding_referral + s.end.enrolled + s.end.withdrawn
         );
-        assert!(rep.referrals.issued > 0 && rep.referrals.recalled > 0 && rep.referrals.extended > 0);
+        assert!(
+            rep.referrals.issued > 0 && rep.referrals.recalled > 0 && rep.referrals.extended > 0
+        );
         assert!(rep.withdrawn > 0);
         // The arrivals are registered in the engine under the same numbers in both runs.
         assert_eq!(
@@ -207,7 +222,10 @@ fn places_and_arrivals_are_conserved_and_the_engine_state_holds() {
             start.data.apps.len() as u64 + a.registered
         );
     }
-    assert_eq!(report.baseline.arrivals.drawn, report.candidate.as_ref().map_or(0, |c| c.arrivals.drawn));
+    assert_eq!(
+        report.baseline.arrivals.drawn,
+        report.candidate.as_ref().map_or(0, |c| c.arrivals.drawn)
+    );
 }
 
 fn beneficiaries(rep: &kezek_sim::report::RuleSetReport) -> (u64, Vec<f64>) {
@@ -230,8 +248,15 @@ fn beneficiaries(rep: &kezek_sim::report::RuleSetReport) -> (u64, Vec<f64>) {
 fn interleaving_beneficiaries_raises_their_placements_and_shortens_their_wait() {
     let sc = scenario(21);
     let start = StartState::prepare(&sc, None).expect("start");
-    let report = kezek_sim::simulate(&sc, &start, Some(&fcfs()), Some(&interleave()), 21, &Control::default())
-        .expect("simulate");
+    let report = kezek_sim::simulate(
+        &sc,
+        &start,
+        Some(&fcfs()),
+        Some(&interleave()),
+        21,
+        &Control::default(),
+    )
+    .expect("simulate");
     let cand = report.candidate.as_ref().expect("candidate");
     let (base_placed, _) = beneficiaries(&report.baseline);
     let (cand_placed, _) = beneficiaries(cand);
@@ -257,8 +282,14 @@ fn interleaving_beneficiaries_raises_their_placements_and_shortens_their_wait() 
         pooled(&report.baseline)
     );
     let cmp = report.comparison.expect("comparison");
-    let moved = cmp.by_category.get("large_family").expect("large families compared");
-    assert!(moved.earlier > moved.later, "large families mostly earlier: {moved:?}");
+    let moved = cmp
+        .by_category
+        .get("large_family")
+        .expect("large families compared");
+    assert!(
+        moved.earlier > moved.later,
+        "large families mostly earlier: {moved:?}"
+    );
     assert!(cmp.earlier > 0 && cmp.later > 0);
 }
 
@@ -279,7 +310,10 @@ fn renaming_a_category_consistently_moves_nobody() {
     let report = kezek_sim::simulate(&sc, &start, None, Some(&renamed), 31, &Control::default())
         .expect("simulate");
     let cand = report.candidate.as_ref().expect("candidate");
-    assert!(cand.activated, "the renamed set was activated on the start state");
+    assert!(
+        cand.activated,
+        "the renamed set was activated on the start state"
+    );
     let cmp = report.comparison.as_ref().expect("comparison");
     assert_eq!((cmp.earlier, cmp.later), (0, 0), "nobody moves: {cmp:?}");
     assert!(cmp.applications > 1_000);
@@ -295,8 +329,15 @@ fn renaming_a_category_consistently_moves_nobody() {
     assert!(report.baseline.placed.contains_key("large_family"));
     // Without the alias the renamed set cannot run this start state, and says why.
     let plain = scenario(31);
-    let err = kezek_sim::simulate(&plain, &start, None, Some(&renamed), 31, &Control::default())
-        .expect_err("unknown category");
+    let err = kezek_sim::simulate(
+        &plain,
+        &start,
+        None,
+        Some(&renamed),
+        31,
+        &Control::default(),
+    )
+    .expect_err("unknown category");
     assert!(err.to_string().contains("large_family"), "{err}");
 }
 

@@ -79,7 +79,11 @@ fn city() -> Kezek {
     let k = Kezek::init(NOW);
     k.import_kindergartens(KINDERGARTENS);
     for i in 1..=30u32 {
-        let cat = if i % 5 == 0 { "large_family" } else { "general" };
+        let cat = if i % 5 == 0 {
+            "large_family"
+        } else {
+            "general"
+        };
         k.register(date(2022, 3, 1 + (i % 28) as i8), i, cat, "kk");
     }
     k
@@ -94,9 +98,16 @@ fn simulate_reads_the_store_without_touching_it_and_repeats_itself() {
     assert_eq!(a.code, 0, "{}\n{}", a.stdout, a.stderr);
     let v = a.json();
     assert_eq!(v["baseline"]["start"]["waiting"], 30);
-    assert!(v["baseline"]["referrals"]["issued"].as_u64().unwrap() > 5, "{v}");
+    assert!(
+        v["baseline"]["referrals"]["issued"].as_u64().unwrap() > 5,
+        "{v}"
+    );
     assert!(v["candidate"].is_null());
-    assert_eq!(files(&k.data()), before, "the live store's files are unchanged");
+    assert_eq!(
+        files(&k.data()),
+        before,
+        "the live store's files are unchanged"
+    );
     let b = k.run(&["simulate", &scenario, "--json"]);
     assert_eq!(a.stdout, b.stdout, "byte-identical JSON");
     // Timings are on standard error only.
@@ -113,7 +124,10 @@ fn simulate_candidate_rules_side_by_side_with_out_files() {
     let src = std::fs::read_to_string(&order).expect("order.rhai");
     std::fs::write(
         &order,
-        src.replace("[app.category_rank, app.registered_at]", "[app.registered_at]"),
+        src.replace(
+            "[app.category_rank, app.registered_at]",
+            "[app.registered_at]",
+        ),
     )
     .expect("write");
     let out = k.path("out");
@@ -127,24 +141,51 @@ fn simulate_candidate_rules_side_by_side_with_out_files() {
     ]);
     assert_eq!(v["candidate"]["activated"], true);
     assert!(v["comparison"]["applications"].as_u64().unwrap() >= 30);
-    for f in ["placed.csv", "waiting_days.csv", "queue.csv", "queue.svg", "waiting_days.svg", "shifts.csv"] {
+    for f in [
+        "placed.csv",
+        "waiting_days.csv",
+        "queue.csv",
+        "queue.svg",
+        "waiting_days.svg",
+        "shifts.csv",
+    ] {
         assert!(out.join(f).is_file(), "{f} written");
     }
-    let text = k.ok(&["simulate", &scenario, "--rules", rules.to_str().unwrap(), "--runs", "2"]);
+    let text = k.ok(&[
+        "simulate",
+        &scenario,
+        "--rules",
+        rules.to_str().unwrap(),
+        "--runs",
+        "2",
+    ]);
     assert!(text.contains("2 seeds"), "{text}");
 }
 
 #[test]
 fn simulate_refuses_bad_input_with_the_right_exit_codes() {
     let k = city();
-    let bad = k.write("bad.toml", &SCENARIO.replace("recall = 0.1", "recall = 0.3"));
+    let bad = k.write(
+        "bad.toml",
+        &SCENARIO.replace("recall = 0.1", "recall = 0.3"),
+    );
     let e = k.fails(&["simulate", &bad], 4, "invalid_scenario");
-    assert!(e["message"].as_str().unwrap().contains("behaviour.enroll"), "{e}");
-    let unknown = k.write("unknown.toml", &SCENARIO.replace("seed = 7", "seed = 7\nsede = 8"));
+    assert!(
+        e["message"].as_str().unwrap().contains("behaviour.enroll"),
+        "{e}"
+    );
+    let unknown = k.write(
+        "unknown.toml",
+        &SCENARIO.replace("seed = 7", "seed = 7\nsede = 8"),
+    );
     let e = k.fails(&["simulate", &unknown], 4, "invalid_scenario");
     assert!(e["message"].as_str().unwrap().contains("sede"), "{e}");
     let ok = k.write("scenario.toml", SCENARIO);
-    k.fails(&["simulate", &ok, "--rules", "/nonexistent-rules"], 4, "rules_invalid");
+    k.fails(
+        &["simulate", &ok, "--rules", "/nonexistent-rules"],
+        4,
+        "rules_invalid",
+    );
     k.fails(&["simulate", &ok, "--runs", "0"], 4, "invalid_input");
     let r = k.run(&["simulate", &ok, "--baseline", "/x"]);
     assert_eq!(r.code, 2, "--baseline needs --rules: {}", r.stderr);
