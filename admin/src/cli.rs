@@ -211,6 +211,24 @@ pub enum Cmd {
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: String,
     },
+    /// What-if simulation: a horizon of the city replayed in memory under candidate rules,
+    /// side by side with the baseline (never touches the store).
+    Simulate {
+        /// The scenario file (TOML; see README).
+        scenario: PathBuf,
+        /// The candidate rule directory.
+        #[arg(long)]
+        rules: Option<PathBuf>,
+        /// The baseline rule directory (default: the rules active in the start state).
+        #[arg(long, requires = "rules")]
+        baseline: Option<PathBuf>,
+        /// Seeds to run (the scenario's seed, +1, ...), over all cores.
+        #[arg(long, default_value_t = 1)]
+        runs: u32,
+        /// Write the figures (CSV) and charts (SVG) into this folder.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Accounts of the web console: add a user, print an API token.
     Admin {
         #[command(subcommand)]
@@ -976,6 +994,23 @@ pub fn run(cli: Cli) -> Out {
         }
         Cmd::Serve { listen } => crate::web::serve(data, &listen)?,
         Cmd::Admin { what } => crate::web::admin::run(data, what)?,
+        Cmd::Simulate {
+            scenario,
+            rules,
+            baseline,
+            runs,
+            out,
+        } => crate::sim_cli::run(
+            data,
+            crate::sim_cli::Args {
+                scenario,
+                rules,
+                baseline,
+                runs,
+                out,
+            },
+            json,
+        )?,
     }
     Ok(())
 }

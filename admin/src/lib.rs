@@ -5,4 +5,5 @@
 pub mod cli;
 pub mod output;
 pub mod pki_cli;
+pub mod sim_cli;
 pub mod web;

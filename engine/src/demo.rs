@@ -11,12 +11,71 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
 use crate::calendar;
-use crate::command::{Command, RegisterInput, Request};
+use crate::command::{Command, Core, RegisterInput, Request};
 use crate::error::{EngineError, Result};
 use crate::event::{Actor, GroupRow};
 use crate::iin::Iin;
 use crate::model::{AppNo, Language};
+use crate::state::State;
 use crate::store::Store;
+
+/// Where the demo city is built: a durable [`Store`], or an in-memory [`Core`] (the
+/// simulation's start state). Both run the same commands.
+pub trait Target {
+    fn state(&self) -> &State;
+    /// Due transitions first, then the command (as [`Store::execute`]).
+    fn execute(&mut self, req: &Request, now: Timestamp) -> Result<Vec<crate::event::EventRecord>>;
+    fn import_applications(
+        &mut self,
+        rows: &[(usize, RegisterInput)],
+        actor: &Actor,
+        now: Timestamp,
+    ) -> Result<usize>;
+    fn checkpoint(&mut self) -> Result<()>;
+}
+
+impl Target for Store {
+    fn state(&self) -> &State {
+        Store::state(self)
+    }
+    fn execute(&mut self, req: &Request, now: Timestamp) -> Result<Vec<crate::event::EventRecord>> {
+        Store::execute(self, req, now)
+    }
+    fn import_applications(
+        &mut self,
+        rows: &[(usize, RegisterInput)],
+        actor: &Actor,
+        now: Timestamp,
+    ) -> Result<usize> {
+        Store::import_applications(self, rows, actor, now)
+    }
+    fn checkpoint(&mut self) -> Result<()> {
+        Store::checkpoint(self)
+    }
+}
+
+impl Target for Core {
+    fn state(&self) -> &State {
+        &self.state
+    }
+    fn execute(&mut self, req: &Request, now: Timestamp) -> Result<Vec<crate::event::EventRecord>> {
+        let mut recs = self.advance(now)?;
+        recs.extend(Core::execute(self, req, now)?);
+        Ok(recs)
+    }
+    fn import_applications(
+        &mut self,
+        rows: &[(usize, RegisterInput)],
+        actor: &Actor,
+        now: Timestamp,
+    ) -> Result<usize> {
+        self.advance(now)?;
+        Ok(Core::import_applications(self, rows, actor, now)?.len())
+    }
+    fn checkpoint(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scale {
@@ -118,8 +177,13 @@ fn random_instant(rng: &mut ChaCha8Rng, from: Timestamp, to: Timestamp) -> Times
     Timestamp::from_second(rng.random_range(a..b)).unwrap_or(from)
 }
 
-/// Builds the demo city into an empty store at the store's current time.
-pub fn build(store: &mut Store, seed: u64, scale: Scale, now: Timestamp) -> Result<DemoSummary> {
+/// Builds the demo city into an empty store (or in-memory core) at `now`.
+pub fn build<T: Target>(
+    store: &mut T,
+    seed: u64,
+    scale: Scale,
+    now: Timestamp,
+) -> Result<DemoSummary> {
     if !store.state().data.apps.is_empty() || !store.state().data.kindergartens.is_empty() {
         return Err(EngineError::refused(
             "store_not_empty",

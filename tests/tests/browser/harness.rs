@@ -222,10 +222,6 @@ impl Browser {
         self.el(css).await.click().await.expect("click");
     }
 
-    pub async fn source(&self) -> String {
-        self.client.source().await.expect("page source")
-    }
-
     pub async fn close(self) {
         let _ = self.client.close().await;
     }
