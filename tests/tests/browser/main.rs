@@ -258,6 +258,13 @@ async fn change_the_order(b: &Browser, base: &str) {
     assert!(moved >= 2, "ordering by time alone moves someone: {moved}");
     let table = b.text("#impact-table").await;
     assert!(table.contains(SEED_APP), "{table}");
+    b.client
+        .execute(
+            "document.getElementById('impact-result').scrollIntoView()",
+            vec![],
+        )
+        .await
+        .expect("scroll to the impact");
     b.shot("rules-impact").await;
 
     b.click("#open-activate").await;
@@ -291,5 +298,8 @@ async fn console_query(b: &Browser, base: &str) {
     b.fill("#console-script", "queue(2014, 1, 10)").await;
     b.click("#console-run").await;
     b.wait_text("#console-table", SEED_APP).await;
+    // The application number leads each row.
+    let first = b.text("#console-table thead th:nth-child(2)").await;
+    assert_eq!(first, "id");
     b.shot("console").await;
 }

@@ -46,6 +46,16 @@ pub fn value_table(v: &Value) -> Markup {
                     }
                 }
             }
+            // The identifying columns first (a card's keys come sorted, which would put
+            // the applicant's IIN before the application number).
+            let mut placed = 0;
+            for lead in ["id", "queue_position", "status"] {
+                if let Some(i) = cols[placed..].iter().position(|c| c.as_str() == lead) {
+                    let c = cols.remove(placed + i);
+                    cols.insert(placed, c);
+                    placed += 1;
+                }
+            }
             html! {
                 div.scroll {
                 table #console-table data-test="console-table" {
