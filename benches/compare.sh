@@ -51,6 +51,6 @@ redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$WORK/redis" \
   --daemonize yes --pidfile "$WORK/redis.pid" --logfile "$WORK/redis.log"
 for _ in $(seq 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
 
-cargo run --release -q -p kezek-benches --bin compare -- --n "$N" \
+cargo run --release -q -p kezek-benches --features compare --bin compare -- --n "$N" \
   --pg "host=127.0.0.1 port=$PG_PORT user=postgres dbname=postgres" \
   --redis "redis://127.0.0.1:$REDIS_PORT/"
