@@ -45,8 +45,30 @@ pub const MAX_JOBS: usize = 16;
 /// Largest shifts listed on the page, each way.
 const SHOWN_SHIFTS: usize = 5;
 
+/// The example with `from = "store"` (its demo fields commented out: they go with `demo`).
 fn example_scenario() -> String {
-    EXAMPLE_SCENARIO.replacen("from = \"demo\"", "from = \"store\"", 1)
+    let mut out = String::with_capacity(EXAMPLE_SCENARIO.len() + 16);
+    for line in EXAMPLE_SCENARIO.lines() {
+        if line.starts_with("from = \"demo\"") {
+            out.push_str(&line.replacen("from = \"demo\"", "from = \"store\"", 1));
+        } else if line.starts_with("demo_seed") || line.starts_with("demo_scale") {
+            out.push_str("# ");
+            out.push_str(line);
+        } else {
+            out.push_str(line);
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_prefilled_scenario_parses_and_starts_from_the_store() {
+        let s = kezek_sim::Scenario::from_toml(&super::example_scenario()).unwrap();
+        assert_eq!(s.start, kezek_sim::scenario::StartKind::Store);
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -240,10 +262,7 @@ fn run_job(app: App, job: Arc<Job>, spec: Spec, permit: OwnedSemaphorePermit) {
         d.insert("candidate".into(), json!(job.candidate));
         d.insert("runs".into(), json!(spec.runs));
         d.insert("seed".into(), json!(spec.scenario.seed));
-        d.insert(
-            "horizon_months".into(),
-            json!(spec.scenario.horizon_months),
-        );
+        d.insert("horizon_months".into(), json!(spec.scenario.horizon_months));
         d.insert(
             "elapsed_ms".into(),
             json!(job.started.elapsed().as_millis() as u64),
@@ -514,7 +533,10 @@ pub async fn simulate_post(ctx: Ctx, State(app): State<App>, body: Bytes) -> Pag
     };
     // Both rule sets must compile before anything runs (the error names file and line).
     let checked = {
-        let (b, c) = (baseline.files.clone(), candidate.as_ref().map(|c| c.files.clone()));
+        let (b, c) = (
+            baseline.files.clone(),
+            candidate.as_ref().map(|c| c.files.clone()),
+        );
         let c2 = ctx.clone();
         app.blocking(move |_| {
             Ok(rules_error(&c2, "sim_baseline", &b)
@@ -681,11 +703,7 @@ pub async fn job_file(
     };
     // The name is one of files_of_report's (plain ASCII), so it is safe in the header.
     let disposition = format!("attachment; filename=\"simulation-{}-{file}\"", job.id);
-    let mut res = (
-        [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
-        content,
-    )
-        .into_response();
+    let mut res = ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], content).into_response();
     if let Ok(v) = HeaderValue::from_str(&disposition) {
         res.headers_mut().insert(header::CONTENT_DISPOSITION, v);
     }
