@@ -233,7 +233,7 @@ enroll_after_extend = 0.9
 /// A year of the small demo city: long enough to be cancelled while it runs.
 const LONG: &str = r#"
 seed = 3
-horizon_months = 12
+horizon_months = 36
 
 [start]
 from = "demo"
@@ -248,7 +248,7 @@ per_month = 200.0
 [[publications]]
 every = "week"
 from = "2027-01-04"
-to = "2027-11-29"
+to = "2029-11-26"
 cohort = 2023
 language = "kk"
 places = 20
@@ -419,6 +419,8 @@ async fn a_run_is_cancelled_and_a_second_one_waits_its_turn() {
     let mut b = Browser::signed_in(&e, "vera").await;
     let tok = csrf(&b.get("/simulate").await.body);
     let files = RuleSet::default_files();
+    let mut other = Browser::signed_in(&e, "oleg").await;
+    let otok = csrf(&other.get("/simulate").await.body);
     let r = post_form(&mut b, &form(&tok, LONG, "draft", &files)).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
     let job = r.location().to_string();
@@ -427,8 +429,6 @@ async fn a_run_is_cancelled_and_a_second_one_waits_its_turn() {
     assert_eq!(busy.status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(busy.body.contains("data-test=\"sim-error\""));
     // Somebody else may not cancel it; a wrong token neither.
-    let mut other = Browser::signed_in(&e, "oleg").await;
-    let otok = csrf(&other.get("/simulate").await.body);
     let r = other
         .post(&format!("{job}/cancel"), &[("csrf", &otok)])
         .await;
