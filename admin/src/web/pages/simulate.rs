@@ -62,15 +62,6 @@ fn example_scenario() -> String {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn the_prefilled_scenario_parses_and_starts_from_the_store() {
-        let s = kezek_sim::Scenario::from_toml(&super::example_scenario()).unwrap();
-        assert_eq!(s.start, kezek_sim::scenario::StartKind::Store);
-    }
-}
-
 // ---------------------------------------------------------------------------------------
 // Jobs.
 
@@ -626,11 +617,7 @@ pub async fn job_page(ctx: Ctx, State(app): State<App>, Path(id): Path<String>) 
         JobState::Running => {
             let done = job.progress.load(Ordering::Relaxed);
             let total = job.total.load(Ordering::Relaxed);
-            let pct = if total == 0 {
-                0
-            } else {
-                (done.min(total) * 100 / total) as u32
-            };
+            let pct = (done.min(total) * 100).checked_div(total).unwrap_or(0);
             html! {
                 (head)
                 meta http-equiv="refresh" content="2";
@@ -858,4 +845,13 @@ fn main_figure(k: &str) -> bool {
             || k.contains("waiting_days")
             || k.starts_with("comparison.earlier")
             || k.starts_with("comparison.later"))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_prefilled_scenario_parses_and_starts_from_the_store() {
+        let s = kezek_sim::Scenario::from_toml(&super::example_scenario()).unwrap();
+        assert_eq!(s.start, kezek_sim::scenario::StartKind::Store);
+    }
 }
