@@ -33,7 +33,7 @@ use super::rules::draft_files;
 use super::{checked_form, csrf_field, layout, when, Ctx, PageError, PageResult};
 use crate::web::accounts::Role;
 use crate::web::api::actor;
-use crate::web::audit::{script_detail, AuditEntry};
+use crate::web::audit::AuditEntry;
 use crate::web::error::ApiError;
 use crate::web::server::App;
 
@@ -245,10 +245,16 @@ fn run_job(app: App, job: Arc<Job>, spec: Spec, permit: OwnedSemaphorePermit) {
             message: "the simulation failed unexpectedly".into(),
         },
     };
-    let mut detail = script_detail(&spec.scenario_text);
+    let mut detail = {
+        use sha2::{Digest, Sha256};
+        json!({
+            "job": job.id,
+            "scenario_sha256": hex::encode(Sha256::digest(spec.scenario_text.as_bytes())),
+            "scenario_bytes": spec.scenario_text.len(),
+        })
+    };
     if let Value::Object(d) = &mut detail {
         d.insert("via".into(), json!("page"));
-        d.insert("job".into(), json!(job.id));
         d.insert("baseline".into(), json!(job.baseline));
         d.insert("candidate".into(), json!(job.candidate));
         d.insert("runs".into(), json!(spec.runs));
