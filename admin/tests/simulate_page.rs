@@ -447,8 +447,10 @@ async fn a_run_is_cancelled_and_a_second_one_waits_its_turn() {
         b.get(&format!("{job}/placed.csv")).await.status,
         StatusCode::NOT_FOUND
     );
-    // The gate is free again.
-    let r = post_form(&mut b, &form(&tok, SMALL, "none", &files)).await;
+    // The gate is free again; two seeds show their spread.
+    let mut two = form(&tok, SMALL, "none", &files);
+    two[4].1 = "2".into();
+    let r = post_form(&mut b, &two).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
     let done = wait(&mut b, r.location()).await;
     assert!(done.body.contains("data-test=\"sim-done\""));
@@ -456,6 +458,9 @@ async fn a_run_is_cancelled_and_a_second_one_waits_its_turn() {
         !done.body.contains("data-test=\"sim-comparison\""),
         "no candidate"
     );
+    assert!(done.body.contains("data-test=\"sim-spread\""));
+    let figures = b.get(&format!("{}/figures.csv", r.location())).await;
+    assert!(figures.body.starts_with("figure,min,p10,median,p90,max\n"));
     let audit = b.get("/audit?action=simulate").await;
     assert_eq!(audit.body.matches("data-test=\"audit-row\"").count(), 2);
 }
