@@ -120,8 +120,7 @@ fn seed_store() -> (Kezek, u64) {
 
 /// The seed's order rule changed to registration time alone (no benefit ranks): the seed's
 /// application moves up past the large family's, which registered later.
-const ORDER_BY_TIME: &str =
-    "fn order_key(app) {\n[app.registered_at]\n}\nfn cohort(app) {\napp.birth_year\n}\n";
+const ORDER_BY_TIME: &str = "fn order_key(app) {\n[app.registered_at]\n}\nfn cohort(app) {\napp.birth_year\n}\n";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_console_in_a_real_browser() {
@@ -134,10 +133,7 @@ async fn the_console_in_a_real_browser() {
     b.goto(&format!("{base}/public")).await;
     let public = b.text("main").await;
     assert!(public.contains("2014"), "{public}");
-    assert!(
-        !public.contains(SEED_APP),
-        "the public page shows an application number"
-    );
+    assert!(!public.contains(SEED_APP), "the public page shows an application number");
     b.shot("public").await;
 
     // Everything else asks for a login first.
@@ -186,20 +182,12 @@ async fn recall_the_seed(b: &Browser, base: &str, position_before: u64) {
     b.goto(&format!("{base}/applications")).await;
     b.fill("#search-q", SEED_APP).await;
     b.click("#search-submit").await;
-    if b.client
-        .find(fantoccini::Locator::Css("#card"))
-        .await
-        .is_err()
-    {
+    if b.client.find(fantoccini::Locator::Css("#card")).await.is_err() {
         b.click("[data-test=result-link]").await;
     }
     let status = b.el("#status").await;
     assert_eq!(
-        status
-            .attr("data-status")
-            .await
-            .expect("status attribute")
-            .as_deref(),
+        status.attr("data-status").await.expect("status attribute").as_deref(),
         Some("referral_issued")
     );
     assert_eq!(b.text("#queue-position").await, "—");
@@ -208,12 +196,8 @@ async fn recall_the_seed(b: &Browser, base: &str, position_before: u64) {
     b.click("#open-recall").await;
     let kk = b.text("[data-test=recall-warning-kk]").await;
     let ru = b.text("[data-test=recall-warning-ru]").await;
-    assert!(
-        !kk.trim().is_empty() && !ru.trim().is_empty(),
-        "the warning is shown"
-    );
-    b.fill("#dlg-recall textarea[name=reason]", "Далеко от дома")
-        .await;
+    assert!(!kk.trim().is_empty() && !ru.trim().is_empty(), "the warning is shown");
+    b.fill("#dlg-recall textarea[name=reason]", "Далеко от дома").await;
     b.shot("recall-dialog").await;
     b.click("#confirm-recall").await;
 
@@ -223,10 +207,7 @@ async fn recall_the_seed(b: &Browser, base: &str, position_before: u64) {
         if s.attr("data-status").await.ok().flatten().as_deref() == Some("queued") {
             break;
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the card never showed queued"
-        );
+        assert!(std::time::Instant::now() < deadline, "the card never showed queued");
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
     assert_eq!(
@@ -249,8 +230,7 @@ async fn change_the_order(b: &Browser, base: &str) {
     b.el("#draft-form").await;
 
     let order_editor = "textarea[data-test=file-editor][data-file='order.rhai']";
-    b.click("[data-test=file-tab][data-file='order.rhai']")
-        .await;
+    b.click("[data-test=file-tab][data-file='order.rhai']").await;
     b.fill(order_editor, "fn order_key(app) {\n[app.registered_at\n}\n")
         .await;
     b.click("#check").await;
@@ -259,17 +239,11 @@ async fn change_the_order(b: &Browser, base: &str) {
         err.attr("data-file").await.ok().flatten().as_deref(),
         Some("order.rhai")
     );
-    let line = err
-        .attr("data-line")
-        .await
-        .ok()
-        .flatten()
-        .unwrap_or_default();
+    let line = err.attr("data-line").await.ok().flatten().unwrap_or_default();
     assert!(!line.is_empty(), "the check names the line");
     b.shot("rules-check-error").await;
 
-    b.click("[data-test=file-tab][data-file='order.rhai']")
-        .await;
+    b.click("[data-test=file-tab][data-file='order.rhai']").await;
     b.fill(order_editor, ORDER_BY_TIME).await;
     b.click("#check").await;
     b.el("[data-test=check-ok]").await;
@@ -294,11 +268,8 @@ async fn change_the_order(b: &Browser, base: &str) {
     b.shot("rules-impact").await;
 
     b.click("#open-activate").await;
-    b.fill(
-        "#dlg-activate textarea[name=reason]",
-        "По времени регистрации",
-    )
-    .await;
+    b.fill("#dlg-activate textarea[name=reason]", "По времени регистрации")
+        .await;
     b.click("#confirm-activate").await;
     let deadline = std::time::Instant::now() + harness::WAIT;
     loop {
