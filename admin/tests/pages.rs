@@ -260,6 +260,7 @@ async fn login_csrf_throttle_and_logout() {
         "/applications",
         "/rules",
         "/console",
+        "/simulate",
         "/audit",
         "/audit.csv",
     ] {
@@ -498,6 +499,7 @@ async fn every_page_renders_in_every_language() {
         ("/rules/draft".into(), "check"),
         ("/rules/diff?a=1&b=1".into(), "no_differences"),
         ("/console".into(), "functions"),
+        ("/simulate".into(), "sim_scenario"),
         ("/audit".into(), "reason_outcome"),
         ("/public".into(), "public_title"),
     ];

@@ -27,6 +27,7 @@ use super::accounts::{random_password, Accounts, Role};
 use super::audit::Audit;
 use super::citizen::{CitizenLimits, Citizens};
 use super::error::{json_errors, ApiError};
+use super::pages::simulate::SimJobs;
 use super::pages::stats::Stats;
 use super::session::{SessionLimits, Sessions};
 use crate::cli::Failure;
@@ -49,6 +50,10 @@ pub struct Limits {
     pub sessions: SessionLimits,
     /// The parent's flow: nonce and session lifetimes, pool sizes, the journal's length.
     pub citizen: CitizenLimits,
+    /// Time one simulation of the `/simulate` page may run before it is stopped.
+    pub sim_time: Duration,
+    /// Seeds one simulation of the page may ask for.
+    pub sim_max_runs: u32,
 }
 
 impl Default for Limits {
@@ -62,6 +67,8 @@ impl Default for Limits {
             console: console::Limits::default(),
             sessions: SessionLimits::default(),
             citizen: CitizenLimits::default(),
+            sim_time: Duration::from_secs(60),
+            sim_max_runs: 4,
         }
     }
 }
@@ -75,6 +82,8 @@ pub(crate) struct Inner {
     pub(crate) console_gate: Semaphore,
     /// One impact computation at a time (each re-ranks every waiting application).
     pub(crate) impact_gate: Semaphore,
+    /// The simulations of the `/simulate` page: one at a time, recent jobs in memory.
+    pub(crate) sims: SimJobs,
     /// Browser sessions and the login throttle (in memory).
     pub(crate) sessions: Sessions,
     /// Figures of the overview and the public page, read from the log incrementally.
@@ -117,6 +126,7 @@ impl App {
                 citizens,
                 console_gate: Semaphore::new(limits.console_concurrency.max(1)),
                 impact_gate: Semaphore::new(1),
+                sims: SimJobs::default(),
                 sessions: Sessions::new(limits.sessions.clone()),
                 stats: Mutex::new(Stats::default()),
                 limits,

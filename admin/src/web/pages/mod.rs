@@ -17,6 +17,7 @@ pub mod login;
 pub mod overview;
 pub mod public;
 pub mod rules;
+pub mod simulate;
 pub mod stats;
 
 use axum::extract::{FromRequestParts, Request};
@@ -485,12 +486,13 @@ pub fn category_name(state: &kezek_engine::State, lang: Lang, code: &str) -> Str
 // ---------------------------------------------------------------------------------------
 // The layout.
 
-const NAV: [(&str, &str, &str); 7] = [
+const NAV: [(&str, &str, &str); 8] = [
     ("overview", "/", "nav_overview"),
     ("applications", "/applications", "nav_applications"),
     ("kindergartens", "/kindergartens", "nav_kindergartens"),
     ("rules", "/rules", "nav_rules"),
     ("console", "/console", "nav_console"),
+    ("simulate", "/simulate", "nav_simulate"),
     ("audit", "/audit", "nav_audit"),
     ("public", "/public", "nav_public"),
 ];
@@ -691,6 +693,13 @@ pub fn routes() -> Router<App> {
             "/console",
             get(console::console_page).post(console::console_post),
         )
+        .route(
+            "/simulate",
+            get(simulate::simulate_page).post(simulate::simulate_post),
+        )
+        .route("/simulate/jobs/{id}", get(simulate::job_page))
+        .route("/simulate/jobs/{id}/cancel", post(simulate::cancel_post))
+        .route("/simulate/jobs/{id}/{file}", get(simulate::job_file))
         .route("/audit", get(audit::audit_page))
         .route("/audit.csv", get(audit::audit_csv))
 }

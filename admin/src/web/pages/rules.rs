@@ -394,7 +394,7 @@ pub async fn draft_page(
 }
 
 /// The files of a posted draft (`file:NAME` fields), within the limits.
-fn draft_files(ctx: &Ctx, f: &Fields) -> Result<BTreeMap<String, String>, PageError> {
+pub(crate) fn draft_files(ctx: &Ctx, f: &Fields) -> Result<BTreeMap<String, String>, PageError> {
     let mut files = BTreeMap::new();
     for (k, v) in &f.0 {
         if let Some(name) = k.strip_prefix("file:") {
