@@ -137,6 +137,9 @@ fn main() {
     print_table(a.n, &table);
 }
 
+/// A row of the table: the operation, its unit, and how to read it from the figures.
+type Line = (&'static str, &'static str, fn(&Figures) -> f64);
+
 fn print_table(n: usize, table: &[(&str, Figures)]) {
     println!(
         "one cohort of {n} applications; medians; ratio = other / kezek (above 1: kezek is faster)"
@@ -145,7 +148,7 @@ fn print_table(n: usize, table: &[(&str, Figures)]) {
     println!("| operation | system | median | ratio |");
     println!("|---|---|---:|---:|");
     let k = &table[0].1;
-    let rows: [(&str, &str, fn(&Figures) -> f64); 3] = [
+    let rows: [Line; 3] = [
         ("bulk load (all rows, durable)", "s", |f| f.load_s),
         ("position of a random application", "µs", |f| f.position_us),
         ("take-and-recall cycle (durable)", "ms", |f| f.cycle_ms),
