@@ -282,6 +282,12 @@ async fn change_the_order(b: &Browser, base: &str) {
         .parse()
         .expect("a count of moved applications");
     assert!(moved >= 2, "ordering by time alone moves someone: {moved}");
+    // The page comes back showing the file being edited, not the first one.
+    let tab = b.el("[data-test=file-tab].active").await;
+    assert_eq!(
+        tab.attr("data-file").await.ok().flatten().as_deref(),
+        Some("order.rhai")
+    );
     let table = b.text("#impact-table").await;
     assert!(table.contains(SEED_APP), "{table}");
     b.client

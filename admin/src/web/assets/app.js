@@ -24,6 +24,8 @@
       var id = a.getAttribute("data-tab");
       document.querySelectorAll("[data-tab]").forEach(function (x) { x.classList.toggle("active", x === a); });
       document.querySelectorAll(".filepane").forEach(function (p) { p.classList.toggle("shown", p.id === id); });
+      var keep = document.querySelector("input[name=tab]");
+      if (keep) keep.value = a.getAttribute("data-file") || "";
       var ta = document.querySelector("#" + id + " textarea");
       if (ta) ta.dispatchEvent(new Event("input"));
     });

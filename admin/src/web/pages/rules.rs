@@ -245,11 +245,23 @@ enum Outcome {
     Impact(Box<impact::Impact>, String),
 }
 
-fn editor(ctx: &Ctx, files: &BTreeMap<String, String>, base: u32, outcome: &Outcome) -> Markup {
+/// The draft editor. The file shown is the one with an error, else the one the user was
+/// editing (`tab`, kept by app.js in a hidden field), else the first.
+fn editor(
+    ctx: &Ctx,
+    files: &BTreeMap<String, String>,
+    base: u32,
+    outcome: &Outcome,
+    tab: Option<&str>,
+) -> Markup {
     let err_file = match outcome {
         Outcome::RuleError { file, .. } => Some(file.as_str()),
         _ => None,
     };
+    let shown: Option<&str> = err_file
+        .or(tab)
+        .filter(|f| files.contains_key(*f))
+        .or_else(|| files.keys().next().map(String::as_str));
     let search = match outcome {
         Outcome::Impact(_, s) => s.clone(),
         _ => String::new(),
@@ -258,14 +270,15 @@ fn editor(ctx: &Ctx, files: &BTreeMap<String, String>, base: u32, outcome: &Outc
         form method="post" action="/rules/draft" #draft-form data-test="draft-form" {
             (csrf_field(ctx))
             input type="hidden" name="base" value=(base);
+            input type="hidden" name="tab" value=(shown.unwrap_or("")) data-test="draft-tab";
             p.muted { (ctx.t("draft_from")) " " (base) ". " (ctx.t("draft_note")) }
             nav.tabs.filetabs #file-tabs data-test="file-tabs" {
                 @for (i, name) in files.keys().enumerate() {
-                    a href=(format!("#file-{i}")) data-tab=(format!("file-{i}")) .active[i == 0 && err_file.is_none() || err_file == Some(name.as_str())] .haserr[err_file == Some(name.as_str())] data-test="file-tab" data-file=(name) { (name) }
+                    a href=(format!("#file-{i}")) data-tab=(format!("file-{i}")) .active[shown == Some(name.as_str())] .haserr[err_file == Some(name.as_str())] data-test="file-tab" data-file=(name) { (name) }
                 }
             }
             @for (i, (name, src)) in files.iter().enumerate() {
-                div.filepane id=(format!("file-{i}")) data-file=(name) data-test="file-pane" .shown[i == 0 && err_file.is_none() || err_file == Some(name.as_str())] {
+                div.filepane id=(format!("file-{i}")) data-file=(name) data-test="file-pane" .shown[shown == Some(name.as_str())] {
                     div.editor {
                         pre.hl aria-hidden="true" { code {} }
                         textarea.code name=(format!("file:{name}")) spellcheck="false" wrap="off" rows="24" data-test="file-editor" data-file=(name) data-rhai="" { (src) }
@@ -386,7 +399,7 @@ pub async fn draft_page(
                     ApiError::new(StatusCode::CONFLICT, "no_rules", ctx.t("no_rules"))
                 })?,
             };
-            Ok(editor(&ctx, &v.files, v.version, &Outcome::None))
+            Ok(editor(&ctx, &v.files, v.version, &Outcome::None, None))
         })
         .await
         .map_err(|e| PageError::from(e).in_lang(lang))?;
@@ -429,6 +442,8 @@ pub async fn draft_post(ctx: Ctx, State(app): State<App>, body: Bytes) -> PageRe
     let f = checked_form(&ctx, &body).map_err(err)?;
     let files = draft_files(&ctx, &f).map_err(err)?;
     let base: u32 = f.get("base").and_then(|b| b.parse().ok()).unwrap_or(0);
+    // Only a name of the draft's own files is used (checked in `editor`).
+    let tab: Option<String> = f.opt("tab").map(|t| t.chars().take(64).collect());
     let op = f.get("op").unwrap_or("check").to_string();
     let search: String = f
         .opt("search")
@@ -504,7 +519,7 @@ pub async fn draft_post(ctx: Ctx, State(app): State<App>, body: Bytes) -> PageRe
         &ctx,
         "rules",
         ctx.t("draft_title"),
-        editor(&ctx, &files, base, &outcome),
+        editor(&ctx, &files, base, &outcome, tab.as_deref()),
     );
     *res.status_mut() = status;
     Ok(res)
