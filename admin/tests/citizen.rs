@@ -98,7 +98,7 @@ fn pki() -> &'static Pki {
 }
 
 fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/nca")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../pki/tests/fixtures/nca")
 }
 
 struct Env {
@@ -133,7 +133,7 @@ fn env_with(limits: Limits) -> Env {
     std::fs::create_dir_all(&crl_dir).unwrap();
     std::fs::write(ca_dir.join("kezek-test.der"), pki().ca.certificate().der()).unwrap();
     let nca = std::fs::read(fixtures().join("nca_rsa_test.pem"))
-        .expect("the NCA fixtures (shared/fixtures/nca beside the workspace)");
+        .expect("the NCA fixtures (pki/tests/fixtures/nca)");
     std::fs::write(
         ca_dir.join("nca-test.der"),
         Certificate::parse(&nca).unwrap().der(),

@@ -1,4 +1,5 @@
-//! The public NCA RK test material in shared/fixtures/nca.
+//! The public NCA RK test material in pki/tests/fixtures/nca (a copy of the public test
+//! certificates and CRL, kept in the repository so that a clone tests alone).
 
 use std::path::PathBuf;
 
@@ -6,10 +7,10 @@ use jiff::Timestamp;
 use kezek_pki::{Certificate, ErrorCode, KeyUsageClass, TrustStore};
 
 fn fixtures_dir() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/nca");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/nca");
     assert!(
         dir.join("nca_rsa_test.pem").is_file(),
-        "NCA fixtures missing: expected {} (shared/fixtures/nca beside the workspace)",
+        "NCA fixtures missing: expected {} (pki/tests/fixtures/nca)",
         dir.display()
     );
     dir
