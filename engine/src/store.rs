@@ -1,7 +1,13 @@
 //! Storage in sled. The event log is the truth, each record chained to the one before by
 //! its hash; a snapshot of the state is kept beside it. One tree, keys by prefix:
 //!
-//! - `e` + seq (8 bytes, big-endian) -> an encoded [`EventRecord`]
+//! - `e` + seq (8 bytes, big-endian) -> a block of encoded [`EventRecord`]s: the records
+//!   one command (or one group of a bulk import) wrote, the key being the seq of the block's
+//!   last record. Blocks follow each other without gaps, so the block holding seq `n` is
+//!   the first one whose key is at least `n`. One sled key per block rather than per
+//!   record: a million imported applications are 200 sled values instead of a million,
+//!   which keeps sled's page table (and its own periodic snapshot of it) small; see
+//!   [`encode_block`] for the layout.
 //! - `s` -> the snapshot: the primary state data as of some event (postcard)
 //! - `c` -> the store's configuration: clock mode and, for a manual clock, its time
 //!
@@ -25,6 +31,10 @@ const CONFIG_KEY: &[u8] = b"c";
 /// same atomic batch as the records. Nothing after the last record holds its hash, so
 /// without the head a tampered last record would go unnoticed.
 const HEAD_KEY: &[u8] = b"h";
+/// The layout of the event values. Absent in stores written before events were kept in
+/// blocks (one record per value); [`Store::open`] rewrites those once, in one batch.
+const LAYOUT_KEY: &[u8] = b"l";
+const LAYOUT_BLOCKS: &[u8] = &[2];
 
 fn head_value(rec: &EventRecord) -> Vec<u8> {
     let mut v = rec.seq.to_be_bytes().to_vec();
@@ -58,6 +68,82 @@ fn event_key(seq: u64) -> [u8; 9] {
     k[0] = b'e';
     k[1..].copy_from_slice(&seq.to_be_bytes());
     k
+}
+
+/// The layout version that starts every block.
+const BLOCK_FORMAT: u8 = 1;
+
+/// A block: [`BLOCK_FORMAT`], then for each record its length (u32, little-endian) and
+/// its bytes ([`EventRecord::encode`]). The lengths let one record be read without
+/// decoding the others (a card's history reads single records out of import blocks).
+pub fn encode_block(recs: &[EventRecord]) -> Vec<u8> {
+    let encoded: Vec<Vec<u8>> = recs.iter().map(EventRecord::encode).collect();
+    let mut out = Vec::with_capacity(1 + encoded.iter().map(|e| 4 + e.len()).sum::<usize>());
+    out.push(BLOCK_FORMAT);
+    for e in &encoded {
+        // A record is a few hundred bytes; rule files, the largest, are bounded far
+        // below 4 GiB by the rule loader's limits.
+        let len = u32::try_from(e.len()).expect("a record is smaller than 4 GiB");
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(e);
+    }
+    out
+}
+
+/// The records' byte strings of a block, in order; an error (not a panic) for bytes that
+/// are not a block.
+pub fn block_frames(bytes: &[u8]) -> std::result::Result<Vec<&[u8]>, String> {
+    let Some((&format, mut rest)) = bytes.split_first() else {
+        return Err("an empty block".into());
+    };
+    if format != BLOCK_FORMAT {
+        return Err(format!("unknown block format {format}"));
+    }
+    let mut frames = Vec::new();
+    while !rest.is_empty() {
+        let Some((len, tail)) = rest.split_first_chunk::<4>() else {
+            return Err(format!("a cut length after {} records", frames.len()));
+        };
+        let len = u32::from_le_bytes(*len) as usize;
+        if len > tail.len() {
+            return Err(format!(
+                "record {} claims {len} bytes, {} are left",
+                frames.len() + 1,
+                tail.len()
+            ));
+        }
+        let (frame, tail) = tail.split_at(len);
+        frames.push(frame);
+        rest = tail;
+    }
+    if frames.is_empty() {
+        return Err("a block without records".into());
+    }
+    Ok(frames)
+}
+
+/// Every record of a block.
+pub fn decode_block(bytes: &[u8]) -> std::result::Result<Vec<EventRecord>, String> {
+    block_frames(bytes)?
+        .into_iter()
+        .enumerate()
+        .map(|(i, f)| EventRecord::decode(f).map_err(|e| format!("record {}: {e}", i + 1)))
+        .collect()
+}
+
+fn corrupt_block(last_seq: u64, problem: impl std::fmt::Display) -> EngineError {
+    EngineError::internal(
+        "corrupt_log",
+        format!("the block of events ending at {last_seq}: {problem}"),
+    )
+}
+
+/// The key's seq.
+fn key_seq(key: &[u8]) -> Option<u64> {
+    let (&b'e', seq) = key.split_first()? else {
+        return None;
+    };
+    Some(u64::from_be_bytes(seq.try_into().ok()?))
 }
 
 pub struct Store {
@@ -219,10 +305,9 @@ impl Store {
             CONFIG_KEY,
             postcard::to_stdvec(&store.config).expect("plain data"),
         );
-        for r in &recs {
-            batch.insert(&event_key(r.seq), r.encode());
-        }
+        batch.insert(LAYOUT_KEY, LAYOUT_BLOCKS);
         if let Some(last) = recs.last() {
+            batch.insert(&event_key(last.seq), encode_block(&recs));
             batch.insert(HEAD_KEY, head_value(last));
         }
         store.db.apply_batch(batch)?;
@@ -253,6 +338,7 @@ impl Store {
                 ))
             }
         };
+        Self::upgrade_layout(&db)?;
         let data: Data = match db.get(SNAPSHOT_KEY)? {
             Some(b) => postcard::from_bytes(&b)
                 .map_err(|e| EngineError::internal("corrupt_store", format!("snapshot: {e}")))?,
@@ -274,6 +360,42 @@ impl Store {
         })
     }
 
+    /// A store written with one record per value (before blocks) gets each value rewritten
+    /// as a block of that one record, under the same key, and the layout marker, all in one
+    /// atomic batch: an interrupted upgrade leaves the old layout whole and runs again.
+    fn upgrade_layout(db: &sled::Db) -> Result<()> {
+        match db.get(LAYOUT_KEY)? {
+            Some(v) if v.as_ref() == LAYOUT_BLOCKS => return Ok(()),
+            Some(v) => {
+                return Err(EngineError::internal(
+                    "corrupt_store",
+                    format!("unknown event layout {:?}", v.as_ref()),
+                ))
+            }
+            None => {}
+        }
+        let mut batch = sled::Batch::default();
+        for kv in db.range(event_key(0)..=event_key(u64::MAX)) {
+            let (k, v) = kv?;
+            let seq = key_seq(&k)
+                .ok_or_else(|| EngineError::internal("corrupt_log", "a malformed event key"))?;
+            let rec = EventRecord::decode(&v).map_err(|e| {
+                EngineError::internal("corrupt_log", format!("event {seq} (old layout): {e}"))
+            })?;
+            if rec.seq != seq {
+                return Err(EngineError::internal(
+                    "corrupt_log",
+                    format!("the value under event {seq} holds seq {}", rec.seq),
+                ));
+            }
+            batch.insert(k, encode_block(std::slice::from_ref(&rec)));
+        }
+        batch.insert(LAYOUT_KEY, LAYOUT_BLOCKS);
+        db.apply_batch(batch)?;
+        db.flush()?;
+        Ok(())
+    }
+
     /// The last record must be the one the chain head names.
     fn check_head(db: &sled::Db, state: &State) -> Result<()> {
         let Some(h) = db.get(HEAD_KEY)? else {
@@ -293,13 +415,30 @@ impl Store {
         Ok(())
     }
 
+    /// The records from `from` on: the block holding `from` (its earlier records skipped)
+    /// and every block after it. A block that does not decode, or whose last record is not
+    /// the one its key names, ends the iteration with an error.
     fn records_in(db: &sled::Db, from: u64) -> impl Iterator<Item = Result<EventRecord>> + '_ {
-        db.range(event_key(from)..event_key(u64::MAX)).map(|kv| {
-            let (_, v) = kv?;
-            EventRecord::decode(&v).map_err(|e| {
-                EngineError::internal("corrupt_log", format!("undecodable event: {e}"))
+        db.range(event_key(from)..=event_key(u64::MAX))
+            .flat_map(move |kv| -> Vec<Result<EventRecord>> {
+                let (k, v) = match kv {
+                    Ok(kv) => kv,
+                    Err(e) => return vec![Err(e.into())],
+                };
+                let Some(last_seq) = key_seq(&k) else {
+                    return vec![Err(EngineError::internal(
+                        "corrupt_log",
+                        "a malformed event key",
+                    ))];
+                };
+                match decode_block(&v) {
+                    Err(e) => vec![Err(corrupt_block(last_seq, e))],
+                    Ok(recs) if recs.last().is_none_or(|r| r.seq != last_seq) => {
+                        vec![Err(corrupt_block(last_seq, "its last record has another seq"))]
+                    }
+                    Ok(recs) => recs.into_iter().filter(|r| r.seq >= from).map(Ok).collect(),
+                }
             })
-        })
     }
 
     /// Every record from `from` on, in order.
@@ -307,13 +446,38 @@ impl Store {
         Self::records_in(&self.db, from)
     }
 
+    /// One record, read out of its block without decoding the others.
     pub fn record(&self, seq: u64) -> Result<EventRecord> {
-        let v = self
+        let unknown = || EngineError::not_found("unknown_event", format!("no event {seq}"));
+        if seq == 0 {
+            return Err(unknown());
+        }
+        let (k, v) = self
             .db
-            .get(event_key(seq))?
-            .ok_or_else(|| EngineError::not_found("unknown_event", format!("no event {seq}")))?;
-        EventRecord::decode(&v)
-            .map_err(|e| EngineError::internal("corrupt_log", format!("event {seq}: {e}")))
+            .range(event_key(seq)..=event_key(u64::MAX))
+            .next()
+            .transpose()?
+            .ok_or_else(unknown)?;
+        let last_seq = key_seq(&k)
+            .ok_or_else(|| EngineError::internal("corrupt_log", "a malformed event key"))?;
+        let frames = block_frames(&v).map_err(|e| corrupt_block(last_seq, e))?;
+        // Blocks are contiguous: the block ending at `last_seq` with `len` records starts
+        // at `last_seq - len + 1`.
+        let back = usize::try_from(last_seq - seq).map_err(|_| unknown())?;
+        let frame = frames
+            .len()
+            .checked_sub(1 + back)
+            .and_then(|i| frames.get(i))
+            .ok_or_else(unknown)?;
+        let rec = EventRecord::decode(frame)
+            .map_err(|e| EngineError::internal("corrupt_log", format!("event {seq}: {e}")))?;
+        if rec.seq != seq {
+            return Err(corrupt_block(
+                last_seq,
+                format!("event {seq} holds seq {}", rec.seq),
+            ));
+        }
+        Ok(rec)
     }
 
     pub fn path(&self) -> &Path {
@@ -357,10 +521,8 @@ impl Store {
             return Ok(());
         }
         let mut batch = sled::Batch::default();
-        for r in recs {
-            batch.insert(&event_key(r.seq), r.encode());
-        }
         if let Some(last) = recs.last() {
+            batch.insert(&event_key(last.seq), encode_block(recs));
             batch.insert(HEAD_KEY, head_value(last));
         }
         if config {

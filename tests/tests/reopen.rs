@@ -590,10 +590,15 @@ fn scripted_store() -> Pair {
     p
 }
 
-fn event_key(seq: u64) -> Vec<u8> {
-    let mut k = vec![b'e'];
-    k.extend_from_slice(&seq.to_be_bytes());
-    k
+/// Every stored block of events: its key and bytes.
+fn event_blocks(path: &Path) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let db = open_sled(path);
+    db.scan_prefix(b"e")
+        .map(|kv| {
+            let (k, v) = kv.unwrap();
+            (k.to_vec(), v.to_vec())
+        })
+        .collect()
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -632,42 +637,76 @@ fn open_and_verify(path: &Path) -> Result<kezek_engine::store::VerifyReport, Str
 #[test]
 fn a_corrupted_event_is_detected_not_a_panic() {
     let mut p = scripted_store();
-    let last_seq = p.store().state().data.last_seq;
     let original = p.path();
     p.store = None;
-    let records: Vec<(u64, Vec<u8>)> = {
-        let db = open_sled(&original);
-        let mut v = Vec::new();
-        for seq in 1..=last_seq {
-            v.push((seq, db.get(event_key(seq)).unwrap().unwrap().to_vec()));
-        }
-        v
-    };
-    let last = records.len() as u64;
+    let blocks = event_blocks(&original);
+    assert!(blocks.len() >= 5, "{} blocks", blocks.len());
     let mut cases = 0;
-    for (seq, bytes) in &records {
-        // Events before the snapshot, after it, the one just before the last, and the last.
-        if !(seq % 5 == 2 || *seq == last - 1 || *seq == last) {
+    for (i, (key, bytes)) in blocks.iter().enumerate() {
+        // Blocks before the snapshot, after it, the one just before the last, and the last.
+        if !(i % 3 == 1 || i + 2 >= blocks.len()) {
             continue;
         }
-        for pos in [0, bytes.len() / 3, bytes.len() / 2, bytes.len() - 1] {
+        // The format byte, the first record's length, and bytes inside the records.
+        for pos in [0, 1, bytes.len() / 3, bytes.len() / 2, bytes.len() - 1] {
             let dir = TempDir::new().unwrap();
             let path = dir.path().join("store");
             copy_dir(&original, &path);
-            poke(&path, &event_key(*seq), |v| v[pos] ^= 0x5a);
+            poke(&path, key, |v| v[pos] ^= 0x5a);
             let outcome = catch_unwind(AssertUnwindSafe(|| open_and_verify(&path)));
+            let at = format!("block {i} (of {}), byte {pos}", blocks.len());
             match outcome {
-                Err(_) => panic!("event {seq}, byte {pos}: opening or verifying panicked"),
+                Err(_) => panic!("{at}: opening or verifying panicked"),
                 Ok(Err(_)) => {}
                 Ok(Ok(report)) => assert!(
                     !report.chain_ok || !report.replay_matches,
-                    "event {seq}, byte {pos}: corruption not detected: {report:?}"
+                    "{at}: corruption not detected: {report:?}"
                 ),
             }
             cases += 1;
         }
     }
     assert!(cases >= 20, "{cases} cases");
+}
+
+/// A store written before events were kept in blocks (one record per sled value, no layout
+/// marker) opens: its values are rewritten as one-record blocks, the state is the same,
+/// and the chain verifies.
+#[test]
+fn a_store_with_one_record_per_value_is_upgraded_on_open() {
+    let mut p = scripted_store();
+    let before = p.store().state().data.clone();
+    let path = p.path();
+    p.store = None;
+    let blocks = event_blocks(&path);
+    {
+        let db = open_sled(&path);
+        let mut records = 0;
+        for (key, bytes) in &blocks {
+            db.remove(key).unwrap();
+            for rec in kezek_engine::store::decode_block(bytes).unwrap() {
+                let mut k = vec![b'e'];
+                k.extend_from_slice(&rec.seq.to_be_bytes());
+                db.insert(k, rec.encode()).unwrap();
+                records += 1;
+            }
+        }
+        assert!(records > blocks.len(), "some block holds several records");
+        db.remove(b"l").unwrap().expect("a layout marker was stored");
+        db.flush().unwrap();
+    }
+    let store = open_store(&path).unwrap();
+    assert_eq!(store.state().data, before);
+    let report = store.verify().unwrap();
+    assert!(report.ok(), "{report:?}");
+    assert_eq!(
+        store.record(2).unwrap().seq,
+        2,
+        "a single record reads from an upgraded value"
+    );
+    drop(store);
+    let db = open_sled(&path);
+    assert_eq!(db.get(b"l").unwrap().as_deref(), Some(&[2u8][..]));
 }
 
 /// A flipped byte in the snapshot is detected: opening fails, or `verify` says the
