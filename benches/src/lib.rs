@@ -66,6 +66,12 @@ pub fn rows(n: usize, seed: u64, first_seq: u32) -> Vec<(usize, RegisterInput)> 
                     applicant_iin: Iin::make_valid(date(1990, 5, 5), false, (i % 9_000) as u32)
                         .to_string(),
                     category: Some(category.to_string()),
+                    // A third in Russian, as in the demo city's groups.
+                    language: Some(if i % 3 == 0 {
+                        kezek_engine::Language::Ru
+                    } else {
+                        kezek_engine::Language::Kk
+                    }),
                     registered_at: Some(t),
                     ..Default::default()
                 },
