@@ -85,14 +85,20 @@ fn run(core: &mut Core, records: &mut Vec<EventRecord>, command: Command, now: T
     };
     match core.execute(&req, now) {
         Ok(recs) => records.extend(recs),
-        Err(e) => panic!("the small city's command {:?} was refused: {e:?}", req.command),
+        Err(e) => panic!(
+            "the small city's command {:?} was refused: {e:?}",
+            req.command
+        ),
     }
 }
 
 /// The first application in the queue of `cohort`, from position `from` (1-based) on,
 /// that is not locked out of priority places at `now`.
 fn first_free(core: &Core, cohort: i32, from: usize, now: Timestamp) -> AppNo {
-    let queue = core.state.queue(cohort).expect("the small city has this cohort");
+    let queue = core
+        .state
+        .queue(cohort)
+        .expect("the small city has this cohort");
     queue
         .page(from - 1, 20)
         .into_iter()
@@ -137,7 +143,13 @@ fn build_small_city() -> SmallCity {
         },
         now,
     );
-    let categories = ["general", "large_family", "disability", "teacher", "general"];
+    let categories = [
+        "general",
+        "large_family",
+        "disability",
+        "teacher",
+        "general",
+    ];
     for i in 0..12u32 {
         let cohort = if i % 3 == 2 { 2023 } else { 2022 };
         let birth = date(cohort as i16, 1 + (i % 12) as i8, 1 + i as i8);
@@ -153,7 +165,11 @@ fn build_small_city() -> SmallCity {
             child_name: Some(format!("Ребёнок {i}")),
             applicant_name: Some(format!("Родитель {i}")),
             category: Some(categories[i as usize % categories.len()].to_string()),
-            language: Some(if cohort == 2022 { Language::Ru } else { Language::Kk }),
+            language: Some(if cohort == 2022 {
+                Language::Ru
+            } else {
+                Language::Kk
+            }),
             email: (i % 4 == 0).then(|| format!("parent{i}@example.kz")),
             phone: (i % 4 == 1).then(|| format!("+7701555{i:04}")),
             registered_at: None,
@@ -181,17 +197,51 @@ fn build_small_city() -> SmallCity {
     let publication = 1;
     // The first in the queue takes a place and recalls it (a lock follows).
     let first = first_free(&core, 2022, 1, now);
-    run(&mut core, &mut records, Command::Take { app: first, publication }, now);
+    run(
+        &mut core,
+        &mut records,
+        Command::Take {
+            app: first,
+            publication,
+        },
+        now,
+    );
     now += SignedDuration::from_hours(1);
     run(&mut core, &mut records, Command::Recall { app: first }, now);
     // The next one takes a place, extends it and is enrolled.
     let second = first_free(&core, 2022, 1, now);
-    run(&mut core, &mut records, Command::Take { app: second, publication }, now);
-    run(&mut core, &mut records, Command::Extend { app: second }, now);
-    run(&mut core, &mut records, Command::Enroll { app: second }, now);
+    run(
+        &mut core,
+        &mut records,
+        Command::Take {
+            app: second,
+            publication,
+        },
+        now,
+    );
+    run(
+        &mut core,
+        &mut records,
+        Command::Extend { app: second },
+        now,
+    );
+    run(
+        &mut core,
+        &mut records,
+        Command::Enroll { app: second },
+        now,
+    );
     // The next one takes a place and lets it expire (stop-list).
     let third = first_free(&core, 2022, 1, now);
-    run(&mut core, &mut records, Command::Take { app: third, publication }, now);
+    run(
+        &mut core,
+        &mut records,
+        Command::Take {
+            app: third,
+            publication,
+        },
+        now,
+    );
     // Category changes, a benefit cancelled, a withdrawal, an applicant change.
     let kk_first = first_free(&core, 2023, 1, now);
     run(
@@ -203,9 +253,19 @@ fn build_small_city() -> SmallCity {
         },
         now,
     );
-    run(&mut core, &mut records, Command::CancelBenefit { app: kk_first }, now);
+    run(
+        &mut core,
+        &mut records,
+        Command::CancelBenefit { app: kk_first },
+        now,
+    );
     let kk_second = first_free(&core, 2023, 2, now);
-    run(&mut core, &mut records, Command::Withdraw { app: kk_second }, now);
+    run(
+        &mut core,
+        &mut records,
+        Command::Withdraw { app: kk_second },
+        now,
+    );
     let last = first_free(&core, 2022, 2, now);
     run(
         &mut core,
@@ -228,9 +288,8 @@ fn build_small_city() -> SmallCity {
     core.state
         .check_invariants()
         .expect("the small city keeps the engine's invariants");
-    let state = Arc::new(
-        State::from_data(core.state.data.clone()).expect("the small city's data reloads"),
-    );
+    let state =
+        Arc::new(State::from_data(core.state.data.clone()).expect("the small city's data reloads"));
     SmallCity {
         core,
         state,
@@ -279,7 +338,10 @@ pub fn csv_import(data: &[u8]) {
                     rules.category_rank(&category).is_some(),
                     "row {row}: category {category:?} is not the rules'"
                 );
-                match city.core.decide(&Command::Register(Box::new(input)), city.now) {
+                match city
+                    .core
+                    .decide(&Command::Register(Box::new(input)), city.now)
+                {
                     Ok(events) => assert!(!events.is_empty(), "row {row}: accepted, no event"),
                     Err(e) => assert!(!e.message.is_empty(), "row {row}: {e:?}"),
                 }
@@ -290,7 +352,10 @@ pub fn csv_import(data: &[u8]) {
     match import::parse_kindergartens(data) {
         Ok(groups) => {
             for g in &groups {
-                assert!(!g.kindergarten.trim().is_empty(), "a group without a kindergarten");
+                assert!(
+                    !g.kindergarten.trim().is_empty(),
+                    "a group without a kindergarten"
+                );
             }
         }
         Err(e) => assert_named(&e.message, "kindergarten groups"),
@@ -428,15 +493,24 @@ pub fn xml_verify(data: &[u8]) {
         "the report and the signature check disagree"
     );
     if report.valid {
-        assert!(report.signature_valid && report.errors.is_empty(), "{report:?}");
+        assert!(
+            report.signature_valid && report.errors.is_empty(),
+            "{report:?}"
+        );
         assert!(report.signer.is_some(), "a valid report names its signer");
     } else {
-        assert!(!report.errors.is_empty(), "a refused report gives no reason");
+        assert!(
+            !report.errors.is_empty(),
+            "a refused report gives no reason"
+        );
     }
     let Ok(v) = checked else { return };
     if !v.signature_valid() {
         assert!(!v.signature_errors().is_empty());
-        assert!(v.root().is_err(), "content handed back from a bad signature");
+        assert!(
+            v.root().is_err(),
+            "content handed back from a bad signature"
+        );
         return;
     }
     use kezek_pki::rsa::sha2::{Digest, Sha256};
@@ -476,7 +550,11 @@ const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012
 fn base64_encode(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -492,7 +570,10 @@ fn base64_encode(bytes: &[u8]) -> String {
 fn base64_decode(text: &str) -> Option<Vec<u8>> {
     let mut out = Vec::new();
     let (mut acc, mut bits) = (0u32, 0u32);
-    for c in text.bytes().filter(|c| !c.is_ascii_whitespace() && *c != b'=') {
+    for c in text
+        .bytes()
+        .filter(|c| !c.is_ascii_whitespace() && *c != b'=')
+    {
         let v = B64.iter().position(|&x| x == c)? as u32;
         acc = (acc << 6) | v;
         bits += 6;
@@ -548,10 +629,17 @@ pub fn console(data: &[u8]) {
             assert!(bytes <= limits.max_output_bytes, "{bytes} bytes of result");
         }
         Err(e) => {
-            assert_ne!(e.code, "console_failed", "the script engine panicked: {e:?}");
+            assert_ne!(
+                e.code, "console_failed",
+                "the script engine panicked: {e:?}"
+            );
             assert!(e.code.starts_with("console_"), "{e:?}");
             assert!(!e.message.is_empty(), "{e:?}");
         }
     }
-    assert_eq!(city.state.digest(), before, "a console run changed the state");
+    assert_eq!(
+        city.state.digest(),
+        before,
+        "a console run changed the state"
+    );
 }

@@ -30,9 +30,12 @@ fn files(dir: &Path) -> Option<Vec<PathBuf>> {
 /// Runs `body` over the corpus of `target` and its minimized crashes (if any).
 fn replay(target: &str, body: fn(&[u8])) {
     let corpus = fuzz_dir().join("corpus").join(target);
-    let seeds = files(&corpus)
-        .unwrap_or_else(|| panic!("no corpus folder {}", corpus.display()));
-    assert!(!seeds.is_empty(), "the corpus folder {} is empty", corpus.display());
+    let seeds = files(&corpus).unwrap_or_else(|| panic!("no corpus folder {}", corpus.display()));
+    assert!(
+        !seeds.is_empty(),
+        "the corpus folder {} is empty",
+        corpus.display()
+    );
     let crashes = files(&fuzz_dir().join("artifacts-minimized").join(target)).unwrap_or_default();
     let mut failed = Vec::new();
     for path in seeds.iter().chain(&crashes) {
@@ -100,4 +103,29 @@ fn small_city_has_every_event() {
         .map(|r| r.event.name())
         .collect();
     assert_eq!(names.len(), 17, "variants seen: {names:?}");
+}
+
+/// The seeds reach past the first refusal: the signed seed passes the signature check
+/// (so the XML body's own RSA check runs), and console seeds answer (but those named
+/// `error_*`, which show a refusal).
+#[test]
+fn seeds_reach_the_checks() {
+    let signed = std::fs::read(fuzz_dir().join("corpus/xml_verify/signed_recall.xml"))
+        .expect("the signed XML seed");
+    let v = kezek_pki::verify_signature(&signed).expect("the signed seed is in the profile");
+    assert!(v.signature_valid(), "{:?}", v.signature_errors());
+    let dir = fuzz_dir().join("corpus/console");
+    for path in files(&dir).expect("the console corpus") {
+        if path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("error_"))
+        {
+            continue;
+        }
+        let script = std::fs::read_to_string(&path).expect("a UTF-8 script");
+        let src: std::sync::Arc<dyn kezek_engine::console::StateSource> =
+            bodies::small_city().state.clone();
+        let out = kezek_engine::console::run(src, &script, &bodies::console_limits());
+        assert!(out.is_ok(), "{}: {out:?}", path.display());
+    }
 }
