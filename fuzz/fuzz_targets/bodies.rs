@@ -536,13 +536,21 @@ pub fn xml_verify(data: &[u8]) {
     );
 }
 
-/// The text of the (one) `SignatureValue` element, base64-decoded, read from the raw
-/// bytes without the verifier's parser.
+/// The text of the `SignatureValue` element (the profile has exactly one), base64-decoded:
+/// read with the XML parser alone, not with the verifier's reading of the signature.
 fn signature_value(xml: &[u8]) -> Option<Vec<u8>> {
-    let text = std::str::from_utf8(xml).ok()?;
-    let start = text.find("SignatureValue>")? + "SignatureValue>".len();
-    let end = start + text[start..].find('<')?;
-    base64_decode(&text[start..end].replace("&#13;", ""))
+    let doc = kezek_pki::xml::parse(xml).ok()?;
+    let node = doc.descendants().find(|n| {
+        n.is_element()
+            && n.tag_name().name() == "SignatureValue"
+            && n.tag_name().namespace() == Some("http://www.w3.org/2000/09/xmldsig#")
+    })?;
+    let text: String = node
+        .children()
+        .filter(|c| c.is_text())
+        .filter_map(|c| c.text())
+        .collect();
+    base64_decode(&text)
 }
 
 const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
