@@ -1,17 +1,9 @@
-//! The journal and kindergarten CSV parsers: any bytes give rows or an error naming the
-//! row and field, never a panic.
+//! Fuzz target `csv_import`: the body is `bodies::csv_import`, shared with the replay test
+//! (`tests/tests/fuzz_corpus.rs`); see bodies.rs.
 #![no_main]
-use std::sync::OnceLock;
 
-use kezek_engine::{import, RuleSet};
-use libfuzzer_sys::fuzz_target;
+#[allow(dead_code)]
+#[path = "bodies.rs"]
+mod bodies;
 
-fn rules() -> &'static RuleSet {
-    static R: OnceLock<RuleSet> = OnceLock::new();
-    R.get_or_init(|| RuleSet::compile(&RuleSet::default_files()).expect("default rules compile"))
-}
-
-fuzz_target!(|data: &[u8]| {
-    let _ = import::parse_applications(data, rules());
-    let _ = import::parse_kindergartens(data);
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| bodies::csv_import(data));

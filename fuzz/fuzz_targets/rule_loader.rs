@@ -1,15 +1,9 @@
-//! The rule loader: any source in any rule file compiles or is refused with a RuleError;
-//! never a panic, never a hang past the operation limits.
+//! Fuzz target `rule_loader`: the body is `bodies::rule_loader`, shared with the replay test
+//! (`tests/tests/fuzz_corpus.rs`); see bodies.rs.
 #![no_main]
-use kezek_engine::RuleSet;
-use libfuzzer_sys::fuzz_target;
 
-const FILES: [&str; 5] = ["categories.rhai", "order.rhai", "referral.rhai", "phases.rhai", "calendar.rhai"];
+#[allow(dead_code)]
+#[path = "bodies.rs"]
+mod bodies;
 
-fuzz_target!(|data: &[u8]| {
-    let Some((&which, rest)) = data.split_first() else { return };
-    let Ok(source) = std::str::from_utf8(rest) else { return };
-    let mut files = RuleSet::default_files();
-    files.insert(FILES[which as usize % FILES.len()].to_string(), source.to_string());
-    let _ = RuleSet::compile(&files);
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| bodies::rule_loader(data));

@@ -1,0 +1,9 @@
+//! Fuzz target `console`: the body is `bodies::console`, shared with the replay test
+//! (`tests/tests/fuzz_corpus.rs`); see bodies.rs.
+#![no_main]
+
+#[allow(dead_code)]
+#[path = "bodies.rs"]
+mod bodies;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| bodies::console(data));
