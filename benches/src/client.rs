@@ -118,15 +118,16 @@ impl Client {
         token: &str,
         body: Option<String>,
     ) -> Result<Answer, String> {
-        let out = match tokio::time::timeout(
-            REQUEST_LIMIT,
-            self.exchange(method, path, token, body),
-        )
-        .await
-        {
-            Ok(r) => r,
-            Err(_) => Err(format!("{path}: no answer within {} s", REQUEST_LIMIT.as_secs())),
-        };
+        let out =
+            match tokio::time::timeout(REQUEST_LIMIT, self.exchange(method, path, token, body))
+                .await
+            {
+                Ok(r) => r,
+                Err(_) => Err(format!(
+                    "{path}: no answer within {} s",
+                    REQUEST_LIMIT.as_secs()
+                )),
+            };
         if out.is_err() {
             self.sender = None;
         }

@@ -68,6 +68,9 @@ pub struct Options {
     pub connections: usize,
     /// Percent of requests that write (0-100).
     pub write_percent: u32,
+    /// Percent of the reads that ask for an explanation (0-100). `explain` replays the
+    /// whole event log under the store's read lock, so it is off by default.
+    pub explain_percent: u32,
     pub scale: Scale,
     pub seed: u64,
     /// Worker threads of the generator's runtime (the server runs on the same machine).
@@ -77,13 +80,18 @@ pub struct Options {
 impl Options {
     pub fn check(&self) -> Result<(), String> {
         if !(self.seconds > 0.0 && self.seconds <= MAX_SECONDS) {
-            return Err(format!("--seconds: must be above 0 and at most {MAX_SECONDS}"));
+            return Err(format!(
+                "--seconds: must be above 0 and at most {MAX_SECONDS}"
+            ));
         }
         if self.connections == 0 || self.connections > MAX_CONNECTIONS {
             return Err(format!("--connections: must be 1 to {MAX_CONNECTIONS}"));
         }
         if self.write_percent > 100 {
             return Err("--write-percent: must be 0 to 100".into());
+        }
+        if self.explain_percent > 100 {
+            return Err("--explain-percent: must be 0 to 100".into());
         }
         if self.client_threads == 0 || self.client_threads > 64 {
             return Err("--client-threads: must be 1 to 64".into());
@@ -132,12 +140,11 @@ impl Kind {
     }
 }
 
-/// Shares of the reads, in percent of all reads.
-const READ_MIX: [(Kind, u32); 5] = [
-    (Kind::Card, 55),
-    (Kind::Queue, 25),
-    (Kind::Explain, 10),
-    (Kind::Offers, 7),
+/// Shares of the reads other than explanations, in percent.
+const READ_MIX: [(Kind, u32); 4] = [
+    (Kind::Card, 60),
+    (Kind::Queue, 27),
+    (Kind::Offers, 10),
     (Kind::Console, 3),
 ];
 /// Percent of the writes that publish places (the rest change an applicant).
@@ -218,8 +225,7 @@ impl Tally {
     fn new() -> Tally {
         Tally {
             // 1 us to 10 min, three significant digits.
-            micros: Histogram::new_with_bounds(1, 600_000_000, 3)
-                .expect("valid histogram bounds"),
+            micros: Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid histogram bounds"),
             errors: 0,
         }
     }
@@ -243,6 +249,7 @@ struct Ctx {
     pool: Mutex<Pool>,
     adults: Vec<String>,
     write_percent: u32,
+    explain_percent: u32,
     connections: usize,
     seed: u64,
 }
@@ -283,6 +290,7 @@ pub struct Report {
     pub seconds: f64,
     pub connections: usize,
     pub write_percent: u32,
+    pub explain_percent: u32,
     pub scale: Scale,
     pub waiting: u64,
     pub groups: usize,
@@ -300,6 +308,8 @@ pub struct Report {
     pub lost: Vec<String>,
     /// The server's memory at the end of the run.
     pub memory: Option<Memory>,
+    /// The machine's 1-minute load average at the end of the run (`/proc/loadavg`).
+    pub load_average: String,
 }
 
 impl Report {
@@ -315,8 +325,9 @@ impl Report {
         let _ = writeln!(
             s,
             "Load run: `kezek serve` on the demo city ({}: {} waiting, {} groups with {} places \
-             publishable), {} kept-alive loopback connections, closed loop, {:.0} s, {}% writes; \
-             generator and server on the same {}-core machine.\n",
+             publishable), {} kept-alive loopback connections, closed loop, {:.0} s, {}% writes, \
+             {}% of reads explanations; generator and server on the same {}-core machine \
+             (load average {}).\n",
             self.scale.env(),
             self.waiting,
             self.groups,
@@ -324,7 +335,9 @@ impl Report {
             self.connections,
             self.seconds,
             self.write_percent,
-            cores
+            self.explain_percent,
+            cores,
+            self.load_average
         );
         let _ = writeln!(
             s,
@@ -385,7 +398,11 @@ impl Report {
 fn adult_iins(n: u32) -> Vec<String> {
     (0..n)
         .map(|i| {
-            let born = date(1975 + (i % 25) as i16, 1 + (i % 12) as i8, 1 + (i % 28) as i8);
+            let born = date(
+                1975 + (i % 25) as i16,
+                1 + (i % 12) as i8,
+                1 + (i % 28) as i8,
+            );
             Iin::make_valid(born, i % 2 == 1, 100 + i * 20).to_string()
         })
         .collect()
@@ -545,13 +562,16 @@ async fn discover(c: &mut Client, token: &str) -> Result<City, String> {
     })
 }
 
-fn pick_kind(rng: &mut ChaCha8Rng, write_percent: u32) -> Kind {
+fn pick_kind(rng: &mut ChaCha8Rng, write_percent: u32, explain_percent: u32) -> Kind {
     if rng.random_range(0..100) < write_percent {
         return if rng.random_range(0..100) < PUBLISH_SHARE {
             Kind::Publish
         } else {
             Kind::Applicant
         };
+    }
+    if rng.random_range(0..100) < explain_percent {
+        return Kind::Explain;
     }
     let total: u32 = READ_MIX.iter().map(|(_, w)| w).sum();
     let mut x = rng.random_range(0..total);
@@ -691,7 +711,7 @@ async fn worker(w: usize, ctx: Arc<Ctx>, deadline: Instant) -> WorkerOut {
     // A connection with no application of its own makes no applicant changes.
     let has_apps = w < ctx.city.apps.len();
     while Instant::now() < deadline {
-        let mut kind = pick_kind(&mut rng, ctx.write_percent);
+        let mut kind = pick_kind(&mut rng, ctx.write_percent, ctx.explain_percent);
         let mut reserved = None;
         if kind == Kind::Publish {
             reserved = ctx.pool.lock().ok().and_then(|mut p| p.reserve(&mut rng));
@@ -756,11 +776,15 @@ async fn verify(
     let mut expected: BTreeMap<(String, i64, String), i64> = city
         .groups
         .iter()
-        .map(|g| ((g.kindergarten.clone(), g.cohort, g.language.clone()), g.free))
+        .map(|g| {
+            (
+                (g.kindergarten.clone(), g.cohort, g.language.clone()),
+                g.free,
+            )
+        })
         .collect();
     for p in published {
-        if let Some(f) = expected.get_mut(&(p.kindergarten.clone(), p.cohort, p.language.clone()))
-        {
+        if let Some(f) = expected.get_mut(&(p.kindergarten.clone(), p.cohort, p.language.clone())) {
             *f -= p.places;
         }
     }
@@ -826,6 +850,7 @@ pub fn run(opts: &Options) -> Result<Report, String> {
         city,
         adults: adult_iins(64),
         write_percent: opts.write_percent,
+        explain_percent: opts.explain_percent,
         connections: opts.connections,
         seed: opts.seed,
     });
@@ -838,11 +863,18 @@ pub fn run(opts: &Options) -> Result<Report, String> {
             .collect();
         let mut outs = Vec::new();
         for t in tasks {
-            outs.push(t.await.map_err(|e| format!("a connection's task failed: {e}"))?);
+            outs.push(
+                t.await
+                    .map_err(|e| format!("a connection's task failed: {e}"))?,
+            );
         }
         Ok::<_, String>(outs)
     })?;
     let seconds = started.elapsed().as_secs_f64();
+    let load_average = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "unknown".into());
     let mut server = server;
     let memory = server.memory().ok();
     if !server.running() {
@@ -896,6 +928,7 @@ pub fn run(opts: &Options) -> Result<Report, String> {
         seconds,
         connections: opts.connections,
         write_percent: opts.write_percent,
+        explain_percent: opts.explain_percent,
         scale: opts.scale,
         waiting,
         groups: ctx.city.groups.len(),
@@ -910,6 +943,7 @@ pub fn run(opts: &Options) -> Result<Report, String> {
         applications_changed: applicants.len(),
         lost,
         memory,
+        load_average,
     })
 }
 

@@ -113,7 +113,9 @@ pub fn add_token(bin: &Path, data: &Path, name: &str, role: &str) -> Result<Stri
     )?;
     let token = kezek_cli(bin, data, &["admin", "token", name], None)?;
     if token.is_empty() || token.contains(char::is_whitespace) {
-        return Err(format!("kezek admin token {name} printed no token: '{token}'"));
+        return Err(format!(
+            "kezek admin token {name} printed no token: '{token}'"
+        ));
     }
     Ok(token)
 }

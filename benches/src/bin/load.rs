@@ -28,6 +28,10 @@ struct Args {
     /// Percent of requests that write (publications, applicant changes).
     #[arg(long, default_value_t = 8)]
     write_percent: u32,
+    /// Percent of the reads that ask for an explanation (`/explain` replays the whole
+    /// event log, so it is off by default).
+    #[arg(long, default_value_t = 0)]
+    explain_percent: u32,
     /// The demo city's size.
     #[arg(long, value_enum, default_value = "city")]
     scale: ScaleArg,
@@ -57,6 +61,7 @@ fn main() {
         seconds: args.seconds,
         connections: args.connections,
         write_percent: args.write_percent,
+        explain_percent: args.explain_percent,
         scale: match args.scale {
             ScaleArg::City => Scale::City,
             ScaleArg::Small => Scale::Small,

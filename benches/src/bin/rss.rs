@@ -3,7 +3,8 @@
 //! applications in one cohort through the engine's own import (as `measure` does),
 //! snapshots it, starts the release `kezek serve` on it (build it first:
 //! `cargo build --release -p kezek-admin`), warms it with API reads, and prints `VmRSS`
-//! and `VmHWM` from `/proc/PID/status` as a Markdown table. Exits 1 if a request fails,
+//! and `VmHWM` from `/proc/PID/status` as a Markdown table, and again after one
+//! explanation (which replays the event log). Exits 1 if a request fails,
 //! 2 on bad options or a failed set-up.
 
 use std::path::{Path, PathBuf};
@@ -27,8 +28,8 @@ struct Args {
     /// Applications in the store (one cohort, birth year 2021).
     #[arg(long, default_value_t = 1_000_000)]
     applications: usize,
-    /// Reads sent to warm the server before the measurement (cards, queue pages,
-    /// explanations of random applications).
+    /// Reads sent to warm the server before the measurement (cards, queue pages, offers
+    /// of random applications).
     #[arg(long, default_value_t = 5_000)]
     requests: usize,
     /// Seed of the generated applications.
@@ -98,7 +99,11 @@ fn run(args: &Args) -> Result<Result<String, String>, String> {
     drop(input);
     let build_s = t.elapsed().as_secs_f64();
     let disk = dir_bytes(&data);
-    eprintln!("rss: a store of {n} applications built in {build_s:.1} s ({:.0} MiB on disk); starting {}", mib(disk), kezek.display());
+    eprintln!(
+        "rss: a store of {n} applications built in {build_s:.1} s ({:.0} MiB on disk); starting {}",
+        mib(disk),
+        kezek.display()
+    );
 
     let mut server = Server::start(&kezek, &data, &[], Duration::from_secs(1_800))?;
     let start_s = server.started_in().as_secs_f64();
@@ -121,11 +126,8 @@ fn run(args: &Args) -> Result<Result<String, String>, String> {
             let id = &ids[rng.random_range(0..ids.len())];
             let path = match i % 10 {
                 0..=5 => format!("/api/applications/{id}"),
-                6..=8 => format!(
-                    "/api/queues/2021?from={}&limit=20",
-                    rng.random_range(1..=n)
-                ),
-                _ => format!("/api/applications/{id}/explain"),
+                6..=8 => format!("/api/queues/2021?from={}&limit=20", rng.random_range(1..=n)),
+                _ => format!("/api/applications/{id}/offers"),
             };
             match c.call(Method::GET, &path, &token, None).await {
                 Ok(a) if a.ok() => {}
@@ -137,6 +139,19 @@ fn run(args: &Args) -> Result<Result<String, String>, String> {
     });
     let warm_s = t.elapsed().as_secs_f64();
     let warm = server.memory()?;
+    // One explanation: it replays the whole event log into a fresh state.
+    let t = Instant::now();
+    let explained = rt.block_on(async {
+        let mut c = Client::new(addr);
+        let path = format!("/api/applications/{}/explain", ids[ids.len() / 2]);
+        match c.call(Method::GET, &path, &token, None).await {
+            Ok(a) if a.ok() => "answered".to_string(),
+            Ok(a) => format!("answered {} `{}`", a.status, a.excerpt()),
+            Err(e) => format!("failed: {e}"),
+        }
+    });
+    let explain_s = t.elapsed().as_secs_f64();
+    let after_explain = server.memory()?;
     server.kill()?;
     if !failures.is_empty() {
         return Ok(Err(format!(
@@ -151,15 +166,17 @@ fn run(args: &Args) -> Result<Result<String, String>, String> {
         "Resident memory of `kezek serve` (release) holding {n} applications in one cohort \
          (store built through the engine's import and snapshotted; {:.0} MiB on disk; the \
          server opened it in {start_s:.1} s; {} warm-up reads in {warm_s:.1} s: cards, queue \
-         pages, explanations).\n\n\
-         | applications | VmRSS after start MiB | VmRSS after warm-up MiB | VmHWM MiB | bytes per application (VmRSS) |\n\
-         |---:|---:|---:|---:|---:|\n\
-         | {n} | {:.0} | {:.0} | {:.0} | {per_app:.0} |\n",
+         pages, offers; then one explanation, which replays the event log: {explained} after {explain_s:.1} s).\n\n\
+         | applications | VmRSS after start MiB | VmRSS after warm-up MiB | VmHWM after warm-up MiB | bytes per application (VmRSS) | VmRSS / VmHWM after one explain MiB |\n\
+         |---:|---:|---:|---:|---:|---:|\n\
+         | {n} | {:.0} | {:.0} | {:.0} | {per_app:.0} | {:.0} / {:.0} |\n",
         mib(disk),
         args.requests,
         at_start.rss_mib(),
         warm.rss_mib(),
         warm.hwm_mib(),
+        after_explain.rss_mib(),
+        after_explain.hwm_mib(),
     )))
 }
 
