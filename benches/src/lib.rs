@@ -1,6 +1,10 @@
 //! Shared set-ups for the benches and the `measure` command: queues of a given size built
 //! through the engine's own import path (rules evaluated, keys computed, events applied).
 
+pub mod client;
+pub mod load;
+pub mod server;
+
 use jiff::civil::{date, Time};
 use jiff::Timestamp;
 use kezek_engine::calendar;
