@@ -303,7 +303,15 @@ fn build_small_city() -> SmallCity {
 /// The event log decoder: any bytes decode to a record or an error, never a panic. A
 /// decoded record re-encodes to bytes that decode to the same record, and those bytes
 /// are a fixed point (the log hashes the canonical encoding, so it must be stable).
+/// The same bytes read as a block of records (the store's value layout) give records or
+/// an error, never a panic; a decoded block re-encodes to a block of the same records.
 pub fn event_decode(data: &[u8]) {
+    if let Ok(recs) = kezek_engine::store::decode_block(data) {
+        assert!(!recs.is_empty(), "a decoded block holds records");
+        let again = kezek_engine::store::decode_block(&kezek_engine::store::encode_block(&recs))
+            .expect("a re-encoded block decodes");
+        assert_eq!(again, recs, "decode(encode(block)) is the block");
+    }
     let Ok(rec) = EventRecord::decode(data) else {
         return;
     };
@@ -312,6 +320,10 @@ pub fn event_decode(data: &[u8]) {
     assert_eq!(again, rec, "decode(encode(record)) is the record");
     assert_eq!(again.encode(), bytes, "the encoding is canonical");
     assert_eq!(again.hash(), rec.hash());
+    // A block holding this one record, as the store writes it.
+    let block = kezek_engine::store::encode_block(std::slice::from_ref(&rec));
+    let frames = kezek_engine::store::block_frames(&block).expect("a written block splits");
+    assert_eq!(frames, vec![&bytes[..]], "a one-record block frames the record's bytes");
 }
 
 // ------------------------------------------------------------------ csv_import
