@@ -13,7 +13,7 @@
 //! | `registration_durable/N` | one registration through the sled store (rules, events, flush), store of N |
 //! | `bulk_import/per_1000_rows_durable` | an import of 1,000 rows into a new store, flushed |
 //! | `take_and_recall_durable/N` | a referral taken in free access and recalled, each step flushed, store of N |
-//! | `publication_round/1000_places` | 1,000 places published in 50 groups, then the priority phase: the first in the queue ask for their offers and take, until every place is gone |
+//! | `publication_round/1000_places` | 1,000 places published in 50 groups, then the priority phase: the first in the queue (as many as places are free, the default rule) ask for their offers and take; the rest are left for free access |
 //! | `activate_rules/N` | activating another rule set: every application of N re-ranked |
 //! | `signed_recall_verify` | a recall signed in the NCALayer profile verified: digest, RSA-2048 signature, chain to the CA, validity, key usage |
 //! | `simulated_year/demo_city` | a year of the demo city simulated under its rules (one rule set, one seed) |
@@ -267,8 +267,11 @@ fn take_and_recall_durable(c: &mut Criterion) {
 }
 
 /// Publishes `groups` x `per_group` places at `now` and runs the priority phase: the
-/// waiting applications in queue order ask for their offers and take the first, until no
-/// place is left. Returns the referrals issued.
+/// waiting applications in queue order ask for their offers and take the first. The
+/// default rules let the first as many as there are free places choose
+/// (`priority_eligible`), so the walk ends at the first application below that line; a
+/// place of a language that nobody eligible speaks stays for free access. Returns the
+/// referrals issued.
 fn publication_round(core: &mut Core, groups: &[GroupRow], per_group: u32, now: Timestamp) -> u32 {
     for gr in groups {
         core.execute(
@@ -295,8 +298,10 @@ fn publication_round(core: &mut Core, groups: &[GroupRow], per_group: u32, now: 
         .map(|k| k.app)
         .collect();
     let mut taken = 0;
-    for app in order {
-        if taken == total {
+    for (i, app) in order.into_iter().enumerate() {
+        // Its position now: those before it that took a place have left the queue.
+        let position = i as u32 - taken + 1;
+        if position > total - taken {
             break;
         }
         let first = core
@@ -332,7 +337,8 @@ fn publication_round_bench(c: &mut Criterion) {
             || Core::new(State::from_data(core.state.data.clone()).expect("the same data")),
             |mut core| {
                 let taken = publication_round(&mut core, &gs, per_group, bench_now());
-                assert_eq!(taken, places, "every place published is taken");
+                // Most places go in the priority phase (the rest wait for free access).
+                assert!(taken * 10 >= places * 8, "{taken} of {places} taken");
                 core
             },
             BatchSize::PerIteration,
