@@ -43,10 +43,11 @@ step() {
   shift 2
   case " $STEPS " in *" $name "*) ;; *) return 0 ;; esac
   echo "results: $name ..." >&2
-  local t0=$SECONDS
+  local t0=$SECONDS load0
+  load0="$(cut -d' ' -f1 /proc/loadavg)"
   { echo "<!-- step $name -->"; echo "## $title"; echo; } >"$WORK/$name.md"
   if "$@" >>"$WORK/$name.md" 2> >(tee "$WORK/$name.log" >&2); then
-    printf '\n(this step: %s s, ended %s)\n' "$((SECONDS - t0))" "$(date -u +'%Y-%m-%d %H:%M UTC')" >>"$WORK/$name.md"
+    printf '\n(this step: %s s, ended %s; load average %s at its start, %s at its end)\n' "$((SECONDS - t0))" "$(date -u +'%Y-%m-%d %H:%M UTC')" "$load0" "$(cut -d' ' -f1 /proc/loadavg)" >>"$WORK/$name.md"
   else
     local rc=$?
     printf '\n**Failed** (exit code %s after %s s, %s); the last lines of its output:\n\n```\n%s\n```\n' \
