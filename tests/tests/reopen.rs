@@ -623,6 +623,22 @@ fn poke(path: &Path, key: &[u8], f: impl FnOnce(&mut Vec<u8>)) {
     db.flush().unwrap();
 }
 
+/// The snapshot's own tree (the store's layout 3).
+const SNAPSHOT_TREE: &[u8] = b"snapshot";
+
+fn poke_snapshot(path: &Path, f: impl FnOnce(&mut Vec<u8>)) {
+    let db = open_sled(path);
+    let tree = db.open_tree(SNAPSHOT_TREE).unwrap();
+    let mut v = tree
+        .get(b"s")
+        .unwrap()
+        .expect("a snapshot is stored")
+        .to_vec();
+    f(&mut v);
+    tree.insert(b"s", v).unwrap();
+    db.flush().unwrap();
+}
+
 /// What opening and verifying a corrupted store gives: `Err` from open, or the report.
 fn open_and_verify(path: &Path) -> Result<kezek_engine::store::VerifyReport, String> {
     let store = open_store(path).map_err(|e| format!("{}: {}", e.code, e.message))?;
@@ -692,7 +708,9 @@ fn a_store_with_one_record_per_value_is_upgraded_on_open() {
             }
         }
         assert!(records > blocks.len(), "some block holds several records");
-        db.remove(b"l").unwrap().expect("a layout marker was stored");
+        db.remove(b"l")
+            .unwrap()
+            .expect("a layout marker was stored");
         db.flush().unwrap();
     }
     let store = open_store(&path).unwrap();
@@ -706,7 +724,65 @@ fn a_store_with_one_record_per_value_is_upgraded_on_open() {
     );
     drop(store);
     let db = open_sled(&path);
-    assert_eq!(db.get(b"l").unwrap().as_deref(), Some(&[2u8][..]));
+    assert_eq!(db.get(b"l").unwrap().as_deref(), Some(&[3u8][..]));
+}
+
+/// A store of layout 2 (events in blocks, the snapshot in the log's tree, where every
+/// command rewrote it) opens: the snapshot moves to its own tree, the state is the same,
+/// and a later checkpoint writes there only.
+#[test]
+fn a_store_with_the_snapshot_beside_the_log_is_upgraded_on_open() {
+    let mut p = scripted_store();
+    let before = p.store().state().data.clone();
+    let path = p.path();
+    p.store = None;
+    {
+        let db = open_sled(&path);
+        let tree = db.open_tree(SNAPSHOT_TREE).unwrap();
+        let snap = tree
+            .remove(b"s")
+            .unwrap()
+            .expect("the scripted store has a snapshot");
+        db.insert(b"s", snap).unwrap();
+        db.insert(b"l", &[2u8]).unwrap();
+        db.flush().unwrap();
+    }
+    let mut store = open_store(&path).unwrap();
+    assert_eq!(store.state().data, before);
+    let report = store.verify().unwrap();
+    assert!(report.ok(), "{report:?}");
+    store.checkpoint().unwrap();
+    drop(store);
+    let db = open_sled(&path);
+    assert_eq!(db.get(b"l").unwrap().as_deref(), Some(&[3u8][..]));
+    assert_eq!(
+        db.get(b"s").unwrap(),
+        None,
+        "no snapshot left beside the log"
+    );
+    let tree = db.open_tree(SNAPSHOT_TREE).unwrap();
+    assert!(
+        tree.get(b"s").unwrap().is_some(),
+        "the snapshot is in its tree"
+    );
+    drop((tree, db));
+    let store = open_store(&path).unwrap();
+    assert_eq!(store.state().data, before);
+}
+
+/// An unknown layout marker is refused with an error, not read as some layout.
+#[test]
+fn an_unknown_store_layout_is_refused() {
+    let mut p = scripted_store();
+    let path = p.path();
+    p.store = None;
+    {
+        let db = open_sled(&path);
+        db.insert(b"l", &[9u8]).unwrap();
+        db.flush().unwrap();
+    }
+    let err = open_store(&path).err().expect("refused");
+    assert!(err.message.contains("layout"), "{}", err.message);
 }
 
 /// A flipped byte in the snapshot is detected: opening fails, or `verify` says the
@@ -717,6 +793,8 @@ fn a_corrupted_snapshot_is_detected_not_a_panic() {
     let original = p.path();
     p.store = None;
     let len = open_sled(&original)
+        .open_tree(SNAPSHOT_TREE)
+        .unwrap()
         .get(b"s")
         .unwrap()
         .expect("the scripted store has a snapshot")
@@ -725,7 +803,7 @@ fn a_corrupted_snapshot_is_detected_not_a_panic() {
         let dir = TempDir::new().unwrap();
         let path = dir.path().join("store");
         copy_dir(&original, &path);
-        poke(&path, b"s", |v| v[pos] ^= 0x5a);
+        poke_snapshot(&path, |v| v[pos] ^= 0x5a);
         match catch_unwind(AssertUnwindSafe(|| open_and_verify(&path))) {
             Err(_) => panic!("snapshot byte {pos}: opening or verifying panicked"),
             Ok(Err(_)) => {}
