@@ -131,7 +131,10 @@ fn registration_durable(c: &mut Criterion) {
                     ..Default::default()
                 };
                 store
-                    .execute(&request(Command::Register(Box::new(input)), None), bench_now())
+                    .execute(
+                        &request(Command::Register(Box::new(input)), None),
+                        bench_now(),
+                    )
                     .expect("a fresh child registers")
             })
         });
@@ -328,8 +331,11 @@ fn publication_round_bench(c: &mut Criterion) {
     };
     let (mut core, _) = core_with(n, 7);
     let gs = groups(count, per_group);
-    core.execute(&request(Command::AddGroups { groups: gs.clone() }, None), bench_now())
-        .expect("add groups");
+    core.execute(
+        &request(Command::AddGroups { groups: gs.clone() }, None),
+        bench_now(),
+    )
+    .expect("add groups");
     let places = count as u32 * per_group;
     g.bench_function(format!("{places}_places"), |b| {
         b.iter_batched(
@@ -417,8 +423,7 @@ fn signed_recall_verify(c: &mut Criterion) {
     trust.add_ca(ca.certificate().clone()).expect("a CA anchor");
     c.bench_function("signed_recall_verify", |b| {
         b.iter(|| {
-            let outcome =
-                kezek_pki::verify_outcome(&signed, &trust, now, kezek_pki::Purpose::Sign);
+            let outcome = kezek_pki::verify_outcome(&signed, &trust, now, kezek_pki::Purpose::Sign);
             assert!(outcome.accepted.is_some(), "{:?}", outcome.report);
             outcome
         })

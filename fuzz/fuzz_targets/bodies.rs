@@ -323,7 +323,11 @@ pub fn event_decode(data: &[u8]) {
     // A block holding this one record, as the store writes it.
     let block = kezek_engine::store::encode_block(std::slice::from_ref(&rec));
     let frames = kezek_engine::store::block_frames(&block).expect("a written block splits");
-    assert_eq!(frames, vec![&bytes[..]], "a one-record block frames the record's bytes");
+    assert_eq!(
+        frames,
+        vec![&bytes[..]],
+        "a one-record block frames the record's bytes"
+    );
 }
 
 // ------------------------------------------------------------------ csv_import
