@@ -12,7 +12,7 @@ use crate::event::{Actor, Event, EventRecord, GroupRow, Registration};
 use crate::iin::Iin;
 use crate::model::*;
 use crate::rules::{AppFacts, LockFacts, RuleSet};
-use crate::state::{rerank, State, Timer};
+use crate::state::{rerank, PreparedRerank, State, Timer};
 
 /// Limits on what one command may carry (TigerBeetle style: a limit on everything).
 pub const MAX_REASON_CHARS: usize = 2_000;
@@ -125,6 +125,10 @@ pub struct Request {
 #[derive(Default)]
 pub struct Core {
     pub state: State,
+    /// The re-ranking a rule activation's decision computed, for its record's `apply`
+    /// (taken there; a stale one is ignored by seq and hash). A `Mutex` because deciding
+    /// reads `&self`.
+    prepared_rerank: std::sync::Mutex<Option<PreparedRerank>>,
 }
 
 fn not_found(id: AppNo) -> EngineError {
@@ -156,7 +160,10 @@ fn clean_text(field: &str, s: Option<&str>, max: usize) -> Result<Option<String>
 
 impl Core {
     pub fn new(state: State) -> Core {
-        Core { state }
+        Core {
+            state,
+            prepared_rerank: Default::default(),
+        }
     }
 
     fn rules(&self) -> Result<&RuleSet> {
@@ -196,7 +203,12 @@ impl Core {
         event: Event,
     ) -> Result<()> {
         let rec = self.seal(at, actor, reason, event);
-        self.state.apply(&rec)?;
+        let prepared = self
+            .prepared_rerank
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        self.state.apply_prepared(&rec, prepared)?;
         out.push(rec);
         Ok(())
     }
@@ -253,6 +265,12 @@ impl Core {
                 "reason: required for this action",
             ));
         }
+        // A re-ranking prepared by an earlier `decide` (a dry run) may not stand in for
+        // this command's: only the decision below may leave one.
+        *self
+            .prepared_rerank
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner()) = None;
         // Rule calls share one big stack instead of growing one per call.
         let events = RuleSet::with_stack(|| self.decide(&req.command, now))?;
         let mut out = Vec::with_capacity(events.len());
@@ -547,14 +565,25 @@ impl Core {
                 ),
             ));
         }
-        for (_, cohort, _) in rerank(&rules, &self.state.data.apps).map_err(EngineError::rule)? {
-            check_cohort(cohort)?;
+        let keys = rerank(&rules, &self.state.data.apps).map_err(EngineError::rule)?;
+        for (_, cohort, _) in &keys {
+            check_cohort(*cohort)?;
         }
-        Ok(vec![Event::RulesActivated {
+        let event = Event::RulesActivated {
             version: self.state.rules_version() + 1,
-            hash,
+            hash: hash.clone(),
             files: rules.files().clone(),
-        }])
+        };
+        *self
+            .prepared_rerank
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(PreparedRerank {
+            seq: self.state.data.last_seq + 1,
+            hash,
+            rules,
+            keys,
+        });
+        Ok(vec![event])
     }
 
     fn decide_groups(&self, groups: &[GroupRow]) -> Result<Vec<Event>> {

@@ -119,17 +119,12 @@ impl State {
         self.open_pubs.clear();
         self.children.clear();
         self.by_applicant.clear();
+        self.rebuild_queues();
         for app in self.data.apps.values() {
             self.by_applicant
                 .entry(app.applicant_iin.as_str().to_string())
                 .or_default()
                 .insert(app.id);
-            if app.status.is_waiting() {
-                self.queues
-                    .entry(app.cohort)
-                    .or_default()
-                    .insert(app.key, &app.category);
-            }
             if app.status != Status::Withdrawn {
                 self.children.insert(app.child_iin.clone(), app.id);
             }
@@ -157,6 +152,24 @@ impl State {
             if r.state == ReferralState::Active {
                 self.timers.insert((r.valid_until, Timer::Expire(r.id)));
             }
+        }
+    }
+
+    /// The cohort queues from the applications' keys. The keys go in in order: the index's
+    /// B-tree then only ever appends to its last node, where inserting a million keys in id
+    /// order (random order-key order) shifted half a node each time (~2x slower).
+    fn rebuild_queues(&mut self) {
+        self.queues.clear();
+        let mut waiting: Vec<(i32, OrderKey, &str)> = self
+            .data
+            .apps
+            .values()
+            .filter(|a| a.status.is_waiting())
+            .map(|a| (a.cohort, a.key, a.category.as_str()))
+            .collect();
+        waiting.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        for (cohort, key, category) in waiting {
+            self.queues.entry(cohort).or_default().insert(key, category);
         }
     }
 
@@ -376,6 +389,17 @@ impl State {
     /// Applies one event. Pure: the outcome depends only on the state and the record.
     /// An error means the log is inconsistent with the state (a corrupted store).
     pub fn apply(&mut self, rec: &EventRecord) -> Result<()> {
+        self.apply_prepared(rec, None)
+    }
+
+    /// [`State::apply`], with the re-ranking of a rule activation already computed by the
+    /// decision that emitted it (used only if it was made for this very record: same seq,
+    /// same rules hash). Replays pass `None` and re-rank themselves.
+    pub(crate) fn apply_prepared(
+        &mut self,
+        rec: &EventRecord,
+        prepared: Option<PreparedRerank>,
+    ) -> Result<()> {
         if rec.seq != self.data.last_seq + 1 {
             return Err(Self::corrupt(format!(
                 "event {} follows event {}",
@@ -399,13 +423,21 @@ impl State {
                 hash,
                 files,
             } => {
-                let rules = RuleSet::compile(files)
-                    .map_err(|e| Self::corrupt(format!("logged rules do not compile: {e}")))?;
-                if &rules.hash() != hash {
-                    return Err(Self::corrupt("logged rules do not match their hash"));
-                }
-                let keys = rerank(&rules, &self.data.apps)
-                    .map_err(|e| Self::corrupt(format!("re-ranking failed on replay: {e}")))?;
+                let (rules, keys) = match prepared {
+                    Some(p) if p.seq == rec.seq && &p.hash == hash => (p.rules, p.keys),
+                    _ => {
+                        let rules = RuleSet::compile(files).map_err(|e| {
+                            Self::corrupt(format!("logged rules do not compile: {e}"))
+                        })?;
+                        if &rules.hash() != hash {
+                            return Err(Self::corrupt("logged rules do not match their hash"));
+                        }
+                        let keys = rerank(&rules, &self.data.apps).map_err(|e| {
+                            Self::corrupt(format!("re-ranking failed on replay: {e}"))
+                        })?;
+                        (rules, keys)
+                    }
+                };
                 for (id, cohort, key) in keys {
                     let app = self.app_mut(id)?;
                     if app.cohort != cohort || app.key != key {
@@ -424,9 +456,9 @@ impl State {
                     seq: rec.seq,
                     files: files.clone(),
                 });
-                let timers: Vec<_> = self.timers.iter().copied().collect();
-                self.rebuild_derived();
-                debug_assert_eq!(timers, self.timers.iter().copied().collect::<Vec<_>>());
+                // Only the queues hang on the keys and cohorts: the other derived indexes
+                // (applicants, children, timers, publications) stay as they are.
+                self.rebuild_queues();
             }
             Event::GroupsAdded { groups } => {
                 for g in groups {
@@ -772,26 +804,57 @@ impl State {
     }
 }
 
-/// New cohort and order key of every application under a rule set, in id order.
+/// A rule activation's re-ranking, computed while deciding it and handed to
+/// [`State::apply_prepared`] with the record: the rules then run once per application, not
+/// twice (at a million applications each pass costs seconds).
+pub struct PreparedRerank {
+    /// The seq the activation's record will have.
+    pub(crate) seq: u64,
+    pub(crate) hash: String,
+    pub(crate) rules: RuleSet,
+    pub(crate) keys: Vec<(AppNo, i32, OrderKey)>,
+}
+
+/// Applications per parallel chunk of [`rerank`]: large enough that a chunk's own big
+/// stack (see [`RuleSet::with_stack`]) costs nothing against its rule calls.
+const RERANK_CHUNK_APPS: usize = 16_384;
+
+/// New cohort and order key of every application under a rule set, in id order. The
+/// applications are spread over the cores (rayon), each chunk on its own big stack; the
+/// result, and the error reported (the one of the first failing application in id
+/// order), do not depend on the number of threads.
 pub fn rerank(
     rules: &RuleSet,
     apps: &BTreeMap<AppNo, Application>,
 ) -> std::result::Result<Vec<(AppNo, i32, OrderKey)>, crate::rules::RuleError> {
-    RuleSet::with_stack(|| {
-        apps.values()
-            .map(|a| {
-                let id = a.id.to_string();
-                let facts = AppFacts {
-                    id: &id,
-                    category: &a.category,
-                    language: a.language.code(),
-                    birth_date: a.birth_date,
-                    registered_at: a.registered_at,
-                };
-                let key = rules.order_key(&facts)?;
-                let cohort = rules.cohort(&facts)?;
-                Ok((a.id, cohort, OrderKey::new(&key, a.id)))
+    use rayon::prelude::*;
+    let all: Vec<&Application> = apps.values().collect();
+    let chunks: Vec<std::result::Result<Vec<_>, _>> = all
+        .par_chunks(RERANK_CHUNK_APPS)
+        .map(|chunk| {
+            RuleSet::with_stack(|| {
+                chunk
+                    .iter()
+                    .map(|a| {
+                        let id = a.id.to_string();
+                        let facts = AppFacts {
+                            id: &id,
+                            category: &a.category,
+                            language: a.language.code(),
+                            birth_date: a.birth_date,
+                            registered_at: a.registered_at,
+                        };
+                        let key = rules.order_key(&facts)?;
+                        let cohort = rules.cohort(&facts)?;
+                        Ok((a.id, cohort, OrderKey::new(&key, a.id)))
+                    })
+                    .collect::<std::result::Result<Vec<_>, _>>()
             })
-            .collect()
-    })
+        })
+        .collect();
+    let mut out = Vec::with_capacity(all.len());
+    for chunk in chunks {
+        out.extend(chunk?);
+    }
+    Ok(out)
 }
