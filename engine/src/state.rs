@@ -167,7 +167,7 @@ impl State {
             .filter(|a| a.status.is_waiting())
             .map(|a| (a.cohort, a.key, a.category.as_str()))
             .collect();
-        waiting.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        waiting.sort_unstable_by_key(|a| (a.0, a.1));
         for (cohort, key, category) in waiting {
             self.queues.entry(cohort).or_default().insert(key, category);
         }
