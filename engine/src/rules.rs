@@ -956,6 +956,20 @@ impl RuleSet {
                     format!("the file is larger than {} KiB", MAX_FILE_BYTES / 1024),
                 ));
             }
+            // Rhai ends a line at a carriage return alone, editors and `str::lines` do
+            // not: the line numbers of errors would point past the file as people see
+            // it. Refused rather than rewritten: what is activated is what was written.
+            let bytes = source.as_bytes();
+            if let Some(at) =
+                (0..bytes.len()).find(|&i| bytes[i] == b'\r' && bytes.get(i + 1) != Some(&b'\n'))
+            {
+                let line = bytes[..at].iter().filter(|&&b| b == b'\n').count() + 1;
+                return Err(err(
+                    name,
+                    Some(line),
+                    "a carriage return without a line feed: save the file with LF (or CRLF) line endings".to_string(),
+                ));
+            }
         }
 
         let engine = build_engine();
@@ -1179,6 +1193,22 @@ mod tests {
 
     fn defaults() -> RuleSet {
         RuleSet::compile(&RuleSet::default_files()).expect("the defaults compile")
+    }
+
+    /// Found by the rule_loader fuzz target: Rhai ends a line at a lone CR, so its error
+    /// lines pointed past the file as editors show it. Lone CRs are refused, naming the
+    /// line; CRLF files compile.
+    #[test]
+    fn a_lone_carriage_return_is_refused_with_its_line() {
+        let phases = RuleSet::default_files()["phases.rhai"].clone();
+        let e = refused(&with("phases.rhai", &format!("// a\n// b\r// c\n{phases}")));
+        assert_eq!((e.file.as_str(), e.line), ("phases.rhai", Some(2)), "{e:?}");
+        assert!(e.message.contains("carriage return"), "{e:?}");
+        let crlf: BTreeMap<String, String> = RuleSet::default_files()
+            .into_iter()
+            .map(|(k, v)| (k, v.replace('\n', "\r\n")))
+            .collect();
+        RuleSet::compile(&crlf).expect("CRLF line endings compile");
     }
 
     fn app<'a>(category: &'a str, registered_at: i64) -> AppFacts<'a> {
