@@ -85,14 +85,21 @@ fuzz() {
     (cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run -s none "$t" "$WORK/corpus/$t" -- \
       -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=4096 -print_final_stats=1 \
       -artifact_prefix="$WORK/artifacts/$t/") >"$WORK/fuzz-$t.log" 2>&1 || rc=1
-    local runs cov corp finds
+    local runs rate cov corp finds
+    # "Done N runs" when the time ran out; a run stopped by a finding prints only its stats.
     runs="$(grep -oE 'Done [0-9]+ runs' "$WORK/fuzz-$t.log" | grep -oE '[0-9]+' | tail -1)"
+    [ -n "$runs" ] || runs="$(grep -oE 'number_of_executed_units: *[0-9]+' "$WORK/fuzz-$t.log" | grep -oE '[0-9]+$' | tail -1)"
+    rate="$(grep -oE 'average_exec_per_sec: *[0-9]+' "$WORK/fuzz-$t.log" | grep -oE '[0-9]+$' | tail -1)"
     cov="$(grep -oE 'cov: [0-9]+' "$WORK/fuzz-$t.log" | tail -1 | grep -oE '[0-9]+')"
     corp="$(grep -oE 'corp: [0-9]+' "$WORK/fuzz-$t.log" | tail -1 | grep -oE '[0-9]+')"
     finds="$(find "$WORK/artifacts/$t" -type f | wc -l)"
-    echo "| $t | ${runs:-?} | $(( ${runs:-0} / (FUZZ_SECONDS > 0 ? FUZZ_SECONDS : 1) )) | ${cov:-?} | ${corp:-?} | $finds |"
+    echo "| $t | ${runs:-?} | ${rate:-?} | ${cov:-?} | ${corp:-?} | $finds |"
     if [ "$finds" -gt 0 ]; then
-      echo "results: fuzz $t found $finds input(s); its log: the lines above" >&2
+      # Kept where cargo fuzz keeps its own (not in git): minimize, fix, then add the
+      # minimized input to fuzz/artifacts-minimized/$t/ so that cargo test replays it.
+      mkdir -p "fuzz/artifacts/$t"
+      cp "$WORK/artifacts/$t"/* "fuzz/artifacts/$t/"
+      echo "results: fuzz $t found $finds input(s), copied to fuzz/artifacts/$t/; its log: the lines below" >&2
       tail -n 40 "$WORK/fuzz-$t.log" >&2
       rc=1
     fi
