@@ -17,7 +17,7 @@
 #                installed; FUZZ_SECONDS=0 skips it
 # KEZEK_RESULTS_STEPS="measure rss" runs only those steps; the sections of the other steps
 # are kept from the file as it was (each section starts with a `<!-- step NAME -->` line).
-# About two hours on 2 cores with the fuzz step, forty minutes without it.
+# About an hour and a half on 2 cores with the fuzz step, half an hour without it.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 N="${1:-1000000}"
