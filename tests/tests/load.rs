@@ -55,21 +55,18 @@ fn options_out_of_range_are_refused_by_name() {
         connections: 0,
         ..base.clone()
     })
-    .err()
-    .expect("0 connections refused");
+    .expect_err("0 connections refused");
     assert!(e.contains("--connections"), "{e}");
     let e = run(&Options {
         write_percent: 101,
         ..base.clone()
     })
-    .err()
-    .expect("101% refused");
+    .expect_err("101% refused");
     assert!(e.contains("--write-percent"), "{e}");
     let e = run(&Options {
         seconds: 0.0,
         ..base
     })
-    .err()
-    .expect("0 s refused");
+    .expect_err("0 s refused");
     assert!(e.contains("--seconds"), "{e}");
 }
