@@ -43,24 +43,17 @@ fn fcfs() -> std::collections::BTreeMap<String, String> {
     files
 }
 
+/// The keys of the 2021 queue, in queue order.
+fn queue_2021(state: &State) -> Vec<kezek_engine::model::OrderKey> {
+    state.queue(2021).expect("cohort").iter().copied().collect()
+}
+
 #[test]
 fn an_activation_leaves_the_state_a_replay_of_its_records_gives() {
     let (mut core, mut log) = city();
-    let before: Vec<_> = core
-        .state
-        .queue(2021)
-        .expect("cohort")
-        .iter()
-        .copied()
-        .collect();
+    let before = queue_2021(&core.state);
     log.extend(activate(&mut core, fcfs()).expect("fcfs activates"));
-    let after: Vec<_> = core
-        .state
-        .queue(2021)
-        .expect("cohort")
-        .iter()
-        .copied()
-        .collect();
+    let after = queue_2021(&core.state);
     assert_eq!(before.len(), after.len());
     assert_ne!(before, after, "the new order moved applications");
     // The queue is in the new keys' order: registration instant first.
@@ -78,12 +71,7 @@ fn an_activation_leaves_the_state_a_replay_of_its_records_gives() {
         replay.apply(rec).expect("replay");
     }
     assert_eq!(replay.digest(), core.state.digest());
-    let replayed: Vec<_> = replay
-        .queue(2021)
-        .expect("cohort")
-        .iter()
-        .copied()
-        .collect();
+    let replayed = queue_2021(&replay);
     assert_eq!(replayed, after);
 }
 
