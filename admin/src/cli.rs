@@ -114,9 +114,11 @@ pub enum Cmd {
         #[arg(long)]
         category: Option<String>,
         /// Queue position of the first row (1-based).
-        #[arg(long, default_value_t = 1)]
+        // allow_negative_numbers: `--from -1` is then refused as a bad value of `--from`,
+        // not as "unexpected argument '-1'", which named no option.
+        #[arg(long, default_value_t = 1, allow_negative_numbers = true)]
         from: u64,
-        #[arg(long, default_value_t = 20)]
+        #[arg(long, default_value_t = 20, allow_negative_numbers = true)]
         limit: u64,
     },
     /// Explain an application's position.

@@ -418,6 +418,17 @@ fn invalid_input_exits_4_and_changes_nothing() {
         4,
         "unknown_category",
     );
+    // A negative number is a bad value of its option (clap's usage error, exit 2), not an
+    // "unexpected argument" that names no option.
+    for opt in ["--from", "--limit"] {
+        let r = k.run(&["queue", "--cohort", "2022", opt, "-1"]);
+        assert_eq!(r.code, 2, "{opt} -1: {}", r.stderr);
+        assert!(
+            r.stderr.contains(&format!("invalid value '-1' for '{opt}")),
+            "{opt} -1: {}",
+            r.stderr
+        );
+    }
     k.fails_plain(
         &["withdraw", &ids[0], "--reason", "   "],
         4,
