@@ -156,8 +156,8 @@ impl State {
     }
 
     /// The cohort queues from the applications' keys. The keys go in in order: the index's
-    /// B-tree then only ever appends to its last node, where inserting a million keys in id
-    /// order (random order-key order) shifted half a node each time (~2x slower).
+    /// B-tree then only ever appends to its last node, where inserting them in id order
+    /// (random order-key order) shifts half a node (up to 1,024 keys) per insert.
     fn rebuild_queues(&mut self) {
         self.queues.clear();
         let mut waiting: Vec<(i32, OrderKey, &str)> = self
@@ -807,7 +807,7 @@ impl State {
 /// A rule activation's re-ranking, computed while deciding it and handed to
 /// [`State::apply_prepared`] with the record: the rules then run once per application, not
 /// twice (at a million applications each pass costs seconds).
-pub struct PreparedRerank {
+pub(crate) struct PreparedRerank {
     /// The seq the activation's record will have.
     pub(crate) seq: u64,
     pub(crate) hash: String,

@@ -626,6 +626,41 @@ fn poke(path: &Path, key: &[u8], f: impl FnOnce(&mut Vec<u8>)) {
 /// The snapshot's own tree (the store's layout 3).
 const SNAPSHOT_TREE: &[u8] = b"snapshot";
 
+/// Moves the snapshot back into the log's tree, where layouts 1 and 2 kept it.
+fn put_snapshot_beside_the_log(db: &sled::Db) {
+    let tree = db.open_tree(SNAPSHOT_TREE).unwrap();
+    let snap = tree
+        .remove(b"s")
+        .unwrap()
+        .expect("the scripted store has a snapshot");
+    db.insert(b"s", snap).unwrap();
+}
+
+/// Opens an older store (upgrading it), checks it holds `before` and verifies, and leaves
+/// it at layout 3 with the snapshot only in its own tree.
+fn open_upgraded(path: &Path, before: &kezek_engine::state::Data) -> Store {
+    let store = open_store(path).unwrap();
+    assert_eq!(&store.state().data, before);
+    let report = store.verify().unwrap();
+    assert!(report.ok(), "{report:?}");
+    store
+}
+
+fn assert_layout_3(path: &Path) {
+    let db = open_sled(path);
+    assert_eq!(db.get(b"l").unwrap().as_deref(), Some(&[3u8][..]));
+    assert_eq!(
+        db.get(b"s").unwrap(),
+        None,
+        "no snapshot left beside the log"
+    );
+    let tree = db.open_tree(SNAPSHOT_TREE).unwrap();
+    assert!(
+        tree.get(b"s").unwrap().is_some(),
+        "the snapshot is in its tree"
+    );
+}
+
 fn poke_snapshot(path: &Path, f: impl FnOnce(&mut Vec<u8>)) {
     let db = open_sled(path);
     let tree = db.open_tree(SNAPSHOT_TREE).unwrap();
@@ -686,8 +721,9 @@ fn a_corrupted_event_is_detected_not_a_panic() {
 }
 
 /// A store written before events were kept in blocks (one record per sled value, no layout
-/// marker) opens: its values are rewritten as one-record blocks, the state is the same,
-/// and the chain verifies.
+/// marker, the snapshot beside the log) opens: its values are rewritten as one-record
+/// blocks, the snapshot moves to its own tree, the state is the same, and the chain
+/// verifies.
 #[test]
 fn a_store_with_one_record_per_value_is_upgraded_on_open() {
     let mut p = scripted_store();
@@ -711,20 +747,17 @@ fn a_store_with_one_record_per_value_is_upgraded_on_open() {
         db.remove(b"l")
             .unwrap()
             .expect("a layout marker was stored");
+        put_snapshot_beside_the_log(&db);
         db.flush().unwrap();
     }
-    let store = open_store(&path).unwrap();
-    assert_eq!(store.state().data, before);
-    let report = store.verify().unwrap();
-    assert!(report.ok(), "{report:?}");
+    let store = open_upgraded(&path, &before);
     assert_eq!(
         store.record(2).unwrap().seq,
         2,
         "a single record reads from an upgraded value"
     );
     drop(store);
-    let db = open_sled(&path);
-    assert_eq!(db.get(b"l").unwrap().as_deref(), Some(&[3u8][..]));
+    assert_layout_3(&path);
 }
 
 /// A store of layout 2 (events in blocks, the snapshot in the log's tree, where every
@@ -738,34 +771,14 @@ fn a_store_with_the_snapshot_beside_the_log_is_upgraded_on_open() {
     p.store = None;
     {
         let db = open_sled(&path);
-        let tree = db.open_tree(SNAPSHOT_TREE).unwrap();
-        let snap = tree
-            .remove(b"s")
-            .unwrap()
-            .expect("the scripted store has a snapshot");
-        db.insert(b"s", snap).unwrap();
+        put_snapshot_beside_the_log(&db);
         db.insert(b"l", &[2u8]).unwrap();
         db.flush().unwrap();
     }
-    let mut store = open_store(&path).unwrap();
-    assert_eq!(store.state().data, before);
-    let report = store.verify().unwrap();
-    assert!(report.ok(), "{report:?}");
+    let mut store = open_upgraded(&path, &before);
     store.checkpoint().unwrap();
     drop(store);
-    let db = open_sled(&path);
-    assert_eq!(db.get(b"l").unwrap().as_deref(), Some(&[3u8][..]));
-    assert_eq!(
-        db.get(b"s").unwrap(),
-        None,
-        "no snapshot left beside the log"
-    );
-    let tree = db.open_tree(SNAPSHOT_TREE).unwrap();
-    assert!(
-        tree.get(b"s").unwrap().is_some(),
-        "the snapshot is in its tree"
-    );
-    drop((tree, db));
+    assert_layout_3(&path);
     let store = open_store(&path).unwrap();
     assert_eq!(store.state().data, before);
 }
